@@ -1,0 +1,109 @@
+/** Stable codes of the errors Breakwater produces. */
+export type BreakwaterErrorCode =
+  | 'ERR_BREAKWATER_TIMEOUT'
+  | 'ERR_BREAKWATER_BROKEN_CIRCUIT'
+  | 'ERR_BREAKWATER_ISOLATED_CIRCUIT'
+  | 'ERR_BREAKWATER_BULKHEAD_REJECTED';
+
+const BRAND = Symbol.for('breakwater.error');
+
+/**
+ * Base class of every error a policy produces. Test for a kind of error with the
+ * type guards (`isTimeoutError` and so on): they check `code` and a registered
+ * symbol, so they also work when two copies of Breakwater are loaded.
+ */
+export abstract class BreakwaterError extends Error {
+  /** Stable, documented code of this error. */
+  abstract readonly code: BreakwaterErrorCode;
+  /** @internal brand shared across package copies */
+  readonly [BRAND] = true;
+}
+
+function hasCode(value: unknown, code: BreakwaterErrorCode): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as Record<PropertyKey, unknown>)[BRAND] === true &&
+    (value as { code?: unknown }).code === code
+  );
+}
+
+/** The call ran past the deadline of a `timeout` policy. */
+export class TimeoutError extends BreakwaterError {
+  readonly code = 'ERR_BREAKWATER_TIMEOUT' as const;
+  override readonly name = 'TimeoutError';
+  /** The deadline that was exceeded, in milliseconds. */
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super(`the call did not settle within ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** True when `value` is a {@link TimeoutError} from any copy of Breakwater. */
+export function isTimeoutError(value: unknown): value is TimeoutError {
+  return hasCode(value, 'ERR_BREAKWATER_TIMEOUT');
+}
+
+/** The circuit breaker is open (or half-open with every probe slot taken): the call was not made. */
+export class BrokenCircuitError extends BreakwaterError {
+  readonly code = 'ERR_BREAKWATER_BROKEN_CIRCUIT' as const;
+  override readonly name = 'BrokenCircuitError';
+  /** Milliseconds until the breaker admits its next probe (0 when a probe may go now). */
+  readonly retryAfterMs: number;
+  constructor(retryAfterMs: number, message = 'the circuit is open: the call was not made') {
+    super(message);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** True when `value` is a {@link BrokenCircuitError} from any copy of Breakwater. */
+export function isBrokenCircuitError(value: unknown): value is BrokenCircuitError {
+  return hasCode(value, 'ERR_BREAKWATER_BROKEN_CIRCUIT');
+}
+
+/** The circuit breaker was isolated by hand (`isolate()`): the call was not made. */
+export class IsolatedCircuitError extends BreakwaterError {
+  readonly code = 'ERR_BREAKWATER_ISOLATED_CIRCUIT' as const;
+  override readonly name = 'IsolatedCircuitError';
+  constructor() {
+    super('the circuit is isolated: the call was not made');
+  }
+}
+
+/** True when `value` is an {@link IsolatedCircuitError} from any copy of Breakwater. */
+export function isIsolatedCircuitError(value: unknown): value is IsolatedCircuitError {
+  return hasCode(value, 'ERR_BREAKWATER_ISOLATED_CIRCUIT');
+}
+
+/** The bulkhead had no free slot and no queue space: the call was not made. */
+export class BulkheadRejectedError extends BreakwaterError {
+  readonly code = 'ERR_BREAKWATER_BULKHEAD_REJECTED' as const;
+  override readonly name = 'BulkheadRejectedError';
+  /** The bulkhead's concurrency limit when the call was rejected. */
+  readonly maxConcurrent: number;
+  /** The bulkhead's queue limit when the call was rejected. */
+  readonly maxQueue: number;
+  constructor(maxConcurrent: number, maxQueue: number, message?: string) {
+    super(message ?? `the bulkhead is full (${maxConcurrent} running, ${maxQueue} queued): the call was not made`);
+    this.maxConcurrent = maxConcurrent;
+    this.maxQueue = maxQueue;
+  }
+}
+
+/** True when `value` is a {@link BulkheadRejectedError} from any copy of Breakwater. */
+export function isBulkheadRejectedError(value: unknown): value is BulkheadRejectedError {
+  return hasCode(value, 'ERR_BREAKWATER_BULKHEAD_REJECTED');
+}
+
+/** True for any error a Breakwater policy produced (as opposed to one thrown by the work). */
+export function isBreakwaterError(value: unknown): value is BreakwaterError {
+  return typeof value === 'object' && value !== null && (value as Record<PropertyKey, unknown>)[BRAND] === true;
+}
+
+/** True when the policy refused the call without running it (open, isolated or full). */
+export function isRejection(value: unknown): boolean {
+  return (
+    isBrokenCircuitError(value) || isIsolatedCircuitError(value) || isBulkheadRejectedError(value)
+  );
+}

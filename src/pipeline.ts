@@ -1,0 +1,228 @@
+import type { Clock } from './clock.ts';
+import { systemClock } from './clock.ts';
+import { Emitter, type Event } from './events.ts';
+import {
+  type Chain,
+  type ExecuteOptions,
+  type ExtraResult,
+  type Outcome,
+  type Policy,
+  type Scope,
+  type Work,
+  callerSignalOf,
+  NestedChain,
+  outcomeOf,
+  raceAbort,
+  RootChain,
+  start,
+} from './policy.ts';
+import { checkOptions, clock as clockCheck, satisfies } from './validate.ts';
+
+/** Payload of a pipeline's `onSettled` event. */
+export interface SettledEvent {
+  /** How the call ended. `cancelled` means the caller aborted it. */
+  readonly outcome: Outcome;
+  /** Wall time of the whole call through the pipeline, in milliseconds. */
+  readonly durationMs: number;
+  /** The error the call rejected with (`undefined` on success or fallback). */
+  readonly error: unknown;
+}
+
+/**
+ * Runs `layers` as one call: refuses an already-aborted caller signal without
+ * calling the work, and rejects with the caller's reason as soon as it aborts.
+ * @internal
+ */
+export function executeLayers<T>(
+  owner: string,
+  layers: readonly Policy<unknown>[],
+  fn: Work<T>,
+  options: ExecuteOptions | undefined,
+): { chain: RootChain<T>; promise: Promise<T> } {
+  if (typeof fn !== 'function') {
+    throw new TypeError(`${owner}.execute: the work must be a function; received ${fn === null ? 'null' : typeof fn}`);
+  }
+  const signal = callerSignalOf(owner, options);
+  const chain = new RootChain(fn, layers, signal);
+  if (signal === undefined) return { chain, promise: start(chain, 0, undefined, 1) };
+  if (signal.aborted) return { chain, promise: Promise.reject(signal.reason) };
+  const scope: Scope = { signal };
+  return { chain, promise: raceAbort(start(chain, 0, scope, 1), signal) };
+}
+
+/**
+ * Base class of the built-in policies: `execute` and `wrap` in terms of `_run`.
+ * @internal
+ */
+export abstract class PolicyBase<R = never> implements Policy<R> {
+  abstract readonly kind: string;
+  abstract _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R>;
+  readonly #self: readonly Policy<unknown>[] = [this as Policy<unknown>];
+
+  execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
+    return executeLayers<T | R>(this.kind, this.#self, fn, options).promise;
+  }
+
+  wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T | R> {
+    return wrapWith(this, fn);
+  }
+}
+
+function wrapWith<A extends unknown[], T, R>(
+  policy: Policy<R>,
+  fn: (...args: A) => T | PromiseLike<T>,
+): (...args: A) => Promise<T | R> {
+  if (typeof fn !== 'function') {
+    throw new TypeError(`${policy.kind}.wrap: expected a function; received ${fn === null ? 'null' : typeof fn}`);
+  }
+  return function (this: unknown, ...args: A) {
+    return policy.execute(() => fn.apply(this, args));
+  };
+}
+
+/** Options of {@link pipeline}, given as its first argument. */
+export interface PipelineOptions {
+  /**
+   * The dependency this pipeline guards, such as `'auth'` or `'payments-db'`. It
+   * becomes the `pipeline` label in metrics, so it must be a valid, stable label
+   * value: 1 to 100 characters of letters, digits and `_ . : / -`, starting with a
+   * letter or digit. Never derive it from request data.
+   */
+  readonly name?: string;
+  /** Clock used to time calls for `onSettled` (default: the system clock). */
+  readonly clock?: Clock;
+}
+
+/** Pattern a pipeline name must match. */
+export const PIPELINE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$/;
+
+/** A composition of policies, outermost first, that is itself a policy. */
+export class Pipeline<R = never> implements Policy<R> {
+  /** Always `'pipeline'`. */
+  readonly kind = 'pipeline';
+  /** The name given in the options; the `pipeline` label in metrics. */
+  readonly name: string | undefined;
+  /** The policies, outermost first. */
+  readonly policies: readonly Policy<unknown>[];
+  readonly #clock: Clock;
+  readonly #settled = new Emitter<SettledEvent>();
+  readonly #disposed = new Emitter<void>();
+
+  /** Use {@link pipeline} instead. @internal */
+  constructor(options: PipelineOptions, policies: readonly Policy<unknown>[]) {
+    this.name = options.name;
+    this.#clock = options.clock ?? systemClock;
+    this.policies = Object.freeze([...policies]);
+  }
+
+  /**
+   * Fires once per call with its outcome and duration. Telemetry sinks use it;
+   * when nobody listens, calls are not timed at all.
+   */
+  get onSettled(): Event<SettledEvent> {
+    return this.#settled.subscribe;
+  }
+
+  /** Fires when {@link Pipeline.dispose} is called: metrics sinks drop this pipeline's series. */
+  get onDispose(): Event<void> {
+    return this.#disposed.subscribe;
+  }
+
+  /** Tells attached telemetry this pipeline is gone, so its series can be removed. */
+  dispose(): void {
+    this.#disposed.emit(undefined);
+  }
+
+  execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
+    const settled = this.#settled;
+    if (!settled.active) return executeLayers<T | R>('pipeline', this.policies, fn, options).promise;
+    const clock = this.#clock;
+    const startedAt = clock.now();
+    const { chain, promise } = executeLayers<T | R>('pipeline', this.policies, fn, options);
+    return promise.then(
+      (value) => {
+        settled.emit({ outcome: outcomeOf(chain, true, undefined), durationMs: clock.now() - startedAt, error: undefined });
+        return value;
+      },
+      (error: unknown) => {
+        settled.emit({ outcome: outcomeOf(chain, false, error), durationMs: clock.now() - startedAt, error });
+        throw error;
+      },
+    );
+  }
+
+  wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T | R> {
+    return wrapWith(this, fn);
+  }
+
+  /** @internal */
+  _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R> {
+    const nested = new NestedChain<T>(chain, index, this.policies);
+    const settled = this.#settled;
+    if (!settled.active) return start(nested, 0, scope, attempt);
+    const clock = this.#clock;
+    const startedAt = clock.now();
+    return start(nested, 0, scope, attempt).then(
+      (value) => {
+        settled.emit({ outcome: outcomeOf(nested, true, undefined), durationMs: clock.now() - startedAt, error: undefined });
+        return value;
+      },
+      (error: unknown) => {
+        settled.emit({ outcome: outcomeOf(nested, false, error), durationMs: clock.now() - startedAt, error });
+        throw error;
+      },
+    );
+  }
+}
+
+type AnyPolicy = Policy<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function isPolicy(value: unknown): value is AnyPolicy {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as AnyPolicy)._run === 'function' &&
+    typeof (value as AnyPolicy).execute === 'function'
+  );
+}
+
+/**
+ * Composes policies into one, outermost first: `pipeline(a, b, c).execute(fn)`
+ * runs `a`, which runs `b`, which runs `c`, which runs `fn`. Give options as the
+ * first argument to name the pipeline (the `pipeline` label in metrics):
+ *
+ * ```ts
+ * const auth = pipeline({ name: 'auth' }, fallback({ value: null }), retry(), timeout({ ms: 500 }));
+ * ```
+ *
+ * Create one pipeline per dependency, once, and reuse it for every call: the
+ * breaker's statistics and the bulkhead's slots live in the policies.
+ */
+export function pipeline<P extends AnyPolicy[]>(...policies: P): Pipeline<ExtraResult<P[number]>>;
+export function pipeline<P extends AnyPolicy[]>(options: PipelineOptions, ...policies: P): Pipeline<ExtraResult<P[number]>>;
+export function pipeline(...args: unknown[]): Pipeline<unknown> {
+  let options: PipelineOptions = {};
+  let policies = args;
+  if (args.length > 0 && !isPolicy(args[0])) {
+    options = checkOptions<PipelineOptions>(
+      'pipeline',
+      args[0],
+      {
+        name: satisfies(
+          'a string of 1 to 100 letters, digits or _ . : / - starting with a letter or digit (it becomes a metrics label value)',
+          (v) => typeof v === 'string' && PIPELINE_NAME.test(v),
+        ),
+        clock: clockCheck,
+      },
+    );
+    policies = args.slice(1);
+  }
+  policies.forEach((policy, i) => {
+    if (!isPolicy(policy)) {
+      throw new TypeError(
+        `pipeline: argument ${i + (policies === args ? 1 : 2)} must be a policy (timeout(), retry(), …); received ${policy === null ? 'null' : typeof policy}`,
+      );
+    }
+  });
+  return new Pipeline(options, policies as AnyPolicy[]);
+}

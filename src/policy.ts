@@ -1,0 +1,210 @@
+/**
+ * The policy protocol shared by every layer, and the call plumbing behind
+ * `execute`. Users see {@link Policy}, {@link WorkContext} and {@link ExecuteOptions};
+ * the rest is the internal protocol policies use to call the next layer without
+ * allocating a closure per layer per call.
+ */
+import { isRejection, isTimeoutError } from './errors.ts';
+
+/** What the work function receives on every attempt. */
+export interface WorkContext {
+  /**
+   * Aborted when the call should stop: the caller aborted, or a timeout expired
+   * (its reason is then the `TimeoutError`). Pass it on to `fetch` and friends.
+   * Created on first read: work that never reads it costs no AbortController.
+   */
+  readonly signal: AbortSignal;
+  /** 1 for the first attempt, 2 for the first retry, and so on. */
+  readonly attempt: number;
+}
+
+/** The guarded work: any function returning a value, a promise or a thenable. */
+export type Work<T> = (context: WorkContext) => T | PromiseLike<T>;
+
+/** Per-call options of `execute`. */
+export interface ExecuteOptions {
+  /** The caller's signal. Aborting it rejects the call with the signal's reason, unchanged. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * A resilience policy (timeout, retry, breaker, bulkhead, fallback) or a whole
+ * pipeline of them. `R` is what the policy can produce besides the work's own
+ * result: `never` for most, the fallback value's type for `fallback`.
+ */
+export interface Policy<R = never> {
+  /** What kind of policy this is: 'timeout', 'retry', 'pipeline' and so on. */
+  readonly kind: string;
+  /** Runs `fn` under this policy. */
+  execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R>;
+  /**
+   * Returns a function with `fn`'s parameters that runs `fn` under this policy.
+   * Use `execute` instead when the work needs the signal or the attempt number.
+   */
+  wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T | R>;
+  /**
+   * Internal layer protocol: run this policy as layer `index` of `chain`.
+   * @internal
+   */
+  _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R>;
+}
+
+/** The extra result type a policy can produce (`never` for most). */
+export type ExtraResult<P> = P extends Policy<infer R> ? R : never;
+
+/**
+ * A cancellation scope: the signal the layers below see. Its signal may be
+ * created on first read (see the timeout policy).
+ * @internal
+ */
+export interface Scope {
+  readonly signal: AbortSignal;
+}
+
+/**
+ * One call travelling through a list of layers.
+ * @internal
+ */
+export abstract class Chain<T = unknown> {
+  /** The caller's own signal, if any: policies never treat its abort as a failure. */
+  abstract readonly callerSignal: AbortSignal | undefined;
+  /** Runs layer `index` (or the work, past the last layer). */
+  abstract next(index: number, scope: Scope | undefined, attempt: number): Promise<T>;
+  /** Set by a fallback that produced the result. */
+  fellBack = false;
+  /** Called by `fallback` when it produced the result. */
+  markFallback(): void {
+    this.fellBack = true;
+  }
+  /** True when `error` is the caller's own abort reason. */
+  isCallerAbort(error: unknown): boolean {
+    const signal = this.callerSignal;
+    return signal !== undefined && signal.aborted && signal.reason === error;
+  }
+}
+
+/** @internal */
+export class RootChain<T> extends Chain<T> {
+  readonly callerSignal: AbortSignal | undefined;
+  private readonly fn: Work<T>;
+  private readonly layers: readonly Policy<unknown>[];
+  constructor(fn: Work<T>, layers: readonly Policy<unknown>[], callerSignal: AbortSignal | undefined) {
+    super();
+    this.fn = fn;
+    this.layers = layers;
+    this.callerSignal = callerSignal;
+  }
+  next(index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+    const layer = this.layers[index];
+    if (layer !== undefined) return layer._run(this, index, scope, attempt) as Promise<T>;
+    return invoke(this.fn, scope, attempt);
+  }
+}
+
+/** A pipeline used as a layer inside another pipeline. @internal */
+export class NestedChain<T> extends Chain<T> {
+  private readonly outer: Chain<T>;
+  private readonly outerIndex: number;
+  private readonly layers: readonly Policy<unknown>[];
+  constructor(outer: Chain<T>, outerIndex: number, layers: readonly Policy<unknown>[]) {
+    super();
+    this.outer = outer;
+    this.outerIndex = outerIndex;
+    this.layers = layers;
+  }
+  get callerSignal(): AbortSignal | undefined {
+    return this.outer.callerSignal;
+  }
+  override markFallback(): void {
+    this.fellBack = true;
+    this.outer.markFallback();
+  }
+  next(index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+    const layer = this.layers[index];
+    if (layer !== undefined) return layer._run(this, index, scope, attempt) as Promise<T>;
+    return this.outer.next(this.outerIndex + 1, scope, attempt);
+  }
+}
+
+class Context implements WorkContext {
+  readonly attempt: number;
+  #scope: Scope | undefined;
+  #own: AbortSignal | undefined;
+  constructor(scope: Scope | undefined, attempt: number) {
+    this.#scope = scope;
+    this.attempt = attempt;
+  }
+  get signal(): AbortSignal {
+    if (this.#scope !== undefined) return this.#scope.signal;
+    // Nothing can cancel this call: a fresh signal per call, so listeners the
+    // work adds to it are collected with it instead of piling up on a shared one.
+    return (this.#own ??= new AbortController().signal);
+  }
+}
+
+/** Calls the work, turning a synchronous throw or a plain value into a promise. @internal */
+export function invoke<T>(fn: Work<T>, scope: Scope | undefined, attempt: number): Promise<T> {
+  try {
+    return Promise.resolve(fn(new Context(scope, attempt)));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** Starts layer `index` of `chain`, turning an unexpected synchronous throw into a rejection. @internal */
+export function start<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+  try {
+    return chain.next(index, scope, attempt);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * Settles with `promise`, or rejects with `signal.reason` as soon as `signal`
+ * aborts, whichever comes first. The listener is removed when either happens,
+ * and a late rejection of `promise` is observed (never unhandled).
+ * @internal
+ */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** The outcome of a call, as counted in metrics. */
+export type Outcome = 'success' | 'failure' | 'timeout' | 'rejected' | 'fallback' | 'cancelled';
+
+/** Classifies a settled call. @internal */
+export function outcomeOf(chain: Chain<unknown>, ok: boolean, error: unknown): Outcome {
+  if (ok) return chain.fellBack ? 'fallback' : 'success';
+  if (chain.isCallerAbort(error)) return 'cancelled';
+  if (isTimeoutError(error)) return 'timeout';
+  if (isRejection(error)) return 'rejected';
+  return 'failure';
+}
+
+/** Checks the per-call options of `execute`. @internal */
+export function callerSignalOf(owner: string, options: ExecuteOptions | undefined): AbortSignal | undefined {
+  if (options === undefined || options === null) return undefined;
+  if (typeof options !== 'object') {
+    throw new TypeError(`${owner}.execute: options must be an object; received ${typeof options}`);
+  }
+  const signal = options.signal;
+  if (signal === undefined) return undefined;
+  if (!(signal instanceof AbortSignal)) {
+    throw new TypeError(`${owner}.execute: option "signal" must be an AbortSignal; received ${signal === null ? 'null' : typeof signal}`);
+  }
+  return signal;
+}

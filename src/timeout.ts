@@ -1,0 +1,255 @@
+import { type Clock, type TimerHandle, systemClock } from './clock.ts';
+import { TimeoutError } from './errors.ts';
+import { Emitter, type Event } from './events.ts';
+import type { Chain, Scope } from './policy.ts';
+import { PolicyBase } from './pipeline.ts';
+import { checkOptions, clock as clockCheck, duration } from './validate.ts';
+
+/** Options of {@link timeout}. */
+export interface TimeoutOptions {
+  /** Deadline of each call (each attempt, when placed inside a retry), in ms. 1 to 2,147,483,647. */
+  readonly ms: number;
+  /** Clock for deadlines (default: the system clock). */
+  readonly clock?: Clock;
+}
+
+/** Payload of `onTimeout`. */
+export interface TimeoutEvent {
+  /** The deadline that expired, in ms. */
+  readonly timeoutMs: number;
+  /** The attempt that timed out (1 when not under a retry). */
+  readonly attempt: number;
+}
+
+/** Payload of `onLateRejection`. */
+export interface LateRejectionEvent {
+  /** What the abandoned work rejected with after its call had already timed out. */
+  readonly error: unknown;
+}
+
+/**
+ * One call under a timeout. It is also the cancellation scope of the layers
+ * below: its AbortController is only created if someone reads `signal`.
+ */
+class TimedCall<T> implements Scope {
+  readonly deadline: number;
+  settled = false;
+  resolve!: (value: T) => void;
+  reject!: (error: unknown) => void;
+  private readonly owner: TimeoutPolicy;
+  private readonly parent: Scope | undefined;
+  private readonly attempt: number;
+  private controller: AbortController | undefined;
+  private error: TimeoutError | undefined;
+  private parentSignal: AbortSignal | undefined;
+
+  constructor(owner: TimeoutPolicy, parent: Scope | undefined, attempt: number, deadline: number) {
+    this.owner = owner;
+    this.parent = parent;
+    this.attempt = attempt;
+    this.deadline = deadline;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      const controller = (this.controller = new AbortController());
+      if (this.error !== undefined) controller.abort(this.error);
+      else if (this.parentSignal !== undefined && this.parentSignal.aborted) controller.abort(this.parentSignal.reason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Links to the parent scope; returns false when it is already aborted. */
+  link(): boolean {
+    if (this.parent === undefined) return true;
+    const signal = this.parent.signal;
+    if (signal.aborted) return false;
+    this.parentSignal = signal;
+    signal.addEventListener('abort', this, { once: true });
+    return true;
+  }
+
+  /** The parent scope aborted: pass its reason down and settle now. */
+  handleEvent(): void {
+    if (this.settled) return;
+    const reason = this.parentSignal!.reason as unknown;
+    this.finish();
+    this.controller?.abort(reason);
+    this.reject(reason);
+  }
+
+  expire(): void {
+    if (this.settled) return;
+    const error = (this.error = new TimeoutError(this.owner.ms));
+    this.finish();
+    this.controller?.abort(error);
+    this.reject(error);
+    this.owner.timedOut(this.attempt);
+  }
+
+  fulfil = (value: T): void => {
+    if (this.settled) return;
+    this.finish();
+    this.resolve(value);
+  };
+
+  fail = (error: unknown): void => {
+    if (this.settled) {
+      if (this.error !== undefined) this.owner.lateRejection(error);
+      return;
+    }
+    this.finish();
+    this.reject(error);
+  };
+
+  private finish(): void {
+    this.settled = true;
+    this.parentSignal?.removeEventListener('abort', this);
+    this.owner.queue.settled();
+  }
+}
+
+/**
+ * Deadlines of one timeout policy. All its calls have the same duration, so they
+ * expire in the order they started: one FIFO and one timer, armed for the oldest
+ * live deadline, serve every call in flight. When the last call settles, the timer
+ * is cancelled, so an idle policy holds no timer.
+ */
+class DeadlineQueue {
+  private readonly clock: Clock;
+  private entries: TimedCall<unknown>[] = [];
+  private head = 0;
+  private live = 0;
+  private timer: TimerHandle | undefined;
+  private firing = false;
+
+  constructor(clock: Clock) {
+    this.clock = clock;
+  }
+
+  add(call: TimedCall<unknown>): void {
+    this.entries.push(call);
+    this.live++;
+    if (this.timer === undefined && !this.firing) this.arm(call.deadline);
+  }
+
+  /** A call left the queue's care (settled or expired). */
+  settled(): void {
+    if (--this.live === 0) {
+      if (this.timer !== undefined) {
+        this.clock.cancel(this.timer);
+        this.timer = undefined;
+      }
+      this.entries = [];
+      this.head = 0;
+    }
+  }
+
+  private arm(deadline: number): void {
+    this.timer = this.clock.schedule(this.fire, Math.max(0, deadline - this.clock.now()));
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    this.firing = true;
+    const now = this.clock.now();
+    try {
+      while (this.head < this.entries.length) {
+        const call = this.entries[this.head]!;
+        if (call.settled) {
+          this.head++;
+        } else if (call.deadline <= now) {
+          this.head++;
+          call.expire();
+        } else {
+          break;
+        }
+      }
+    } finally {
+      this.firing = false;
+    }
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+    // Skip calls that settled meanwhile, then arm for the oldest live deadline.
+    while (this.head < this.entries.length && this.entries[this.head]!.settled) this.head++;
+    const next = this.entries[this.head];
+    if (next !== undefined && this.timer === undefined) this.arm(next.deadline);
+  };
+}
+
+/** A timeout policy; create it with {@link timeout}. */
+export class TimeoutPolicy extends PolicyBase {
+  /** Always `'timeout'`. */
+  readonly kind = 'timeout';
+  /** The deadline in ms. */
+  readonly ms: number;
+  /** @internal */
+  readonly queue: DeadlineQueue;
+  readonly #clock: Clock;
+  readonly #timeout = new Emitter<TimeoutEvent>();
+  readonly #late = new Emitter<LateRejectionEvent>();
+
+  /** Use {@link timeout} instead. @internal */
+  constructor(options: TimeoutOptions) {
+    super();
+    this.ms = options.ms;
+    this.#clock = options.clock ?? systemClock;
+    this.queue = new DeadlineQueue(this.#clock);
+  }
+
+  /** Fires when a call's deadline expires. */
+  get onTimeout(): Event<TimeoutEvent> {
+    return this.#timeout.subscribe;
+  }
+
+  /** Fires when work abandoned by an expired deadline rejects later; that rejection is otherwise swallowed. */
+  get onLateRejection(): Event<LateRejectionEvent> {
+    return this.#late.subscribe;
+  }
+
+  /** @internal */
+  timedOut(attempt: number): void {
+    if (this.#timeout.active) this.#timeout.emit({ timeoutMs: this.ms, attempt });
+  }
+
+  /** @internal */
+  lateRejection(error: unknown): void {
+    if (this.#late.active) this.#late.emit({ error });
+  }
+
+  /** @internal */
+  _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+    const call = new TimedCall<T>(this, scope, attempt, this.#clock.now() + this.ms);
+    if (!call.link()) return Promise.reject(scope!.signal.reason);
+    const promise = new Promise<T>((resolve, reject) => {
+      call.resolve = resolve;
+      call.reject = reject;
+    });
+    this.queue.add(call as TimedCall<unknown>);
+    let inner: Promise<T>;
+    try {
+      inner = chain.next(index + 1, call, attempt);
+    } catch (error) {
+      inner = Promise.reject(error);
+    }
+    inner.then(call.fulfil, call.fail);
+    return promise;
+  }
+}
+
+/**
+ * Rejects a call with `TimeoutError` when it has not settled within `ms`, and
+ * aborts the work's signal with that same error as the reason. On success the
+ * signal is left alone, so a response body can still be read afterwards.
+ *
+ * ```ts
+ * const guarded = timeout({ ms: 2_000 });
+ * const res = await guarded.execute(({ signal }) => fetch(url, { signal }));
+ * ```
+ */
+export function timeout(options: TimeoutOptions): TimeoutPolicy {
+  const checked = checkOptions<TimeoutOptions>('timeout', options, { ms: duration(1), clock: clockCheck }, ['ms']);
+  return new TimeoutPolicy(checked as TimeoutOptions);
+}

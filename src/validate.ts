@@ -1,0 +1,167 @@
+/**
+ * Option checking shared by every factory. Each failure names the option, the
+ * rule it broke and the value received, and happens at construction.
+ * @internal
+ */
+
+/** Node's largest timer delay: longer delays silently become 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+export type Check = (owner: string, key: string, value: unknown) => void;
+
+/** Renders a received value for an error message without trusting it. */
+export function received(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  switch (typeof value) {
+    case 'number':
+      return Object.is(value, -0) ? '-0' : String(value);
+    case 'bigint':
+      return `${value}n (bigint)`;
+    case 'string': {
+      const text = value.length > 40 ? `${value.slice(0, 40)}…` : value;
+      return `${JSON.stringify(text)} (string)`;
+    }
+    case 'boolean':
+      return `${value} (boolean)`;
+    case 'function':
+      return 'a function';
+    case 'symbol':
+      return 'a symbol';
+    default:
+      return Array.isArray(value) ? 'an array' : 'an object';
+  }
+}
+
+function fail(kind: 'type' | 'range', owner: string, key: string, rule: string, value: unknown): never {
+  const message = `${owner}: option "${key}" must be ${rule}; received ${received(value)}`;
+  throw kind === 'type' ? new TypeError(message) : new RangeError(message);
+}
+
+function number(owner: string, key: string, value: unknown, rule: string): number {
+  if (typeof value !== 'number' || Number.isNaN(value)) fail('type', owner, key, rule, value);
+  return value;
+}
+
+/** A duration in ms: finite, within `[min, MAX_TIMER_MS]`. */
+export const duration =
+  (min = 0): Check =>
+  (owner, key, value) => {
+    const rule = `a finite number of milliseconds from ${min} to ${MAX_TIMER_MS} (the platform's timer limit)`;
+    const n = number(owner, key, value, rule);
+    if (!Number.isFinite(n) || n < min || n > MAX_TIMER_MS) fail('range', owner, key, rule, value);
+  };
+
+/** An integer within `[min, max]`; `max` may be Infinity when `allowInfinity`. */
+export const integer =
+  (min: number, max = Number.MAX_SAFE_INTEGER, allowInfinity = false): Check =>
+  (owner, key, value) => {
+    const upper = allowInfinity ? 'or Infinity' : `to ${max}`;
+    const rule = `an integer from ${min} ${upper}`;
+    const n = number(owner, key, value, rule);
+    if (allowInfinity && n === Infinity) return;
+    if (!Number.isInteger(n) || n < min || n > max) fail('range', owner, key, rule, value);
+  };
+
+/** A finite number within `[min, max]`. */
+export const finite =
+  (min: number, max: number): Check =>
+  (owner, key, value) => {
+    const rule = `a finite number from ${min} to ${max}`;
+    const n = number(owner, key, value, rule);
+    if (!Number.isFinite(n) || n < min || n > max) fail('range', owner, key, rule, value);
+  };
+
+/** A function. */
+export const fn: Check = (owner, key, value) => {
+  if (typeof value !== 'function') fail('type', owner, key, 'a function', value);
+};
+
+/** A boolean. */
+export const bool: Check = (owner, key, value) => {
+  if (typeof value !== 'boolean') fail('type', owner, key, 'a boolean', value);
+};
+
+/** Any value at all (still counts as a known option). */
+export const any: Check = () => {};
+
+/** One of a fixed set of strings. */
+export const oneOf =
+  (...choices: string[]): Check =>
+  (owner, key, value) => {
+    if (typeof value !== 'string' || !choices.includes(value)) {
+      fail('type', owner, key, `one of ${choices.map((c) => `"${c}"`).join(', ')}`, value);
+    }
+  };
+
+/** A clock: an object with now, schedule and cancel functions. */
+export const clock: Check = (owner, key, value) => {
+  const v = value as Record<string, unknown> | null;
+  if (
+    typeof v !== 'object' ||
+    v === null ||
+    typeof v.now !== 'function' ||
+    typeof v.schedule !== 'function' ||
+    typeof v.cancel !== 'function'
+  ) {
+    fail('type', owner, key, 'a Clock (an object with now, schedule and cancel functions)', value);
+  }
+};
+
+/** A value accepted by one of several checks; `rule` describes the union. */
+export const either =
+  (rule: string, ...checks: Check[]): Check =>
+  (owner, key, value) => {
+    for (const check of checks) {
+      try {
+        check(owner, key, value);
+        return;
+      } catch {
+        // try the next alternative
+      }
+    }
+    fail(typeof value === 'number' ? 'range' : 'type', owner, key, rule, value);
+  };
+
+/** Checks against a custom predicate. */
+export const satisfies =
+  (rule: string, predicate: (value: unknown) => boolean, kind: 'type' | 'range' = 'type'): Check =>
+  (owner, key, value) => {
+    if (!predicate(value)) fail(kind, owner, key, rule, value);
+  };
+
+/**
+ * Checks an options object against `spec`: the object itself must be a plain
+ * object (or undefined when `optional`), every own key must be known, and each
+ * present (non-undefined) value must pass its check. `required` keys must be present.
+ * Returns the options as a null-prototype copy, so prototype keys never leak in.
+ */
+export function checkOptions<T extends object>(
+  owner: string,
+  options: unknown,
+  spec: Record<string, Check>,
+  required: readonly string[] = [],
+): Partial<T> {
+  if (options === undefined && required.length === 0) return Object.create(null) as Partial<T>;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`${owner}: options must be an object; received ${received(options)}`);
+  }
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const key of Reflect.ownKeys(options)) {
+    if (typeof key === 'symbol' || !Object.prototype.hasOwnProperty.call(spec, key)) {
+      const name = typeof key === 'symbol' ? key.toString() : key;
+      const known = Object.keys(spec).join(', ');
+      throw new TypeError(`${owner}: unknown option "${name}"; known options are ${known}`);
+    }
+    const value = (options as Record<string, unknown>)[key];
+    if (value === undefined) continue;
+    spec[key]!(owner, key, value);
+    out[key] = value;
+  }
+  for (const key of required) {
+    if (out[key] === undefined) {
+      throw new TypeError(`${owner}: option "${key}" is required; received undefined`);
+    }
+  }
+  return out as Partial<T>;
+}

@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
+    typecheck: {
+      enabled: true,
+      include: ['test/**/*.test-d.ts'],
+      tsconfig: './tsconfig.json',
+    },
+    // An unhandled rejection anywhere fails the run (vitest's default, pinned here on purpose).
+    dangerouslyIgnoreUnhandledErrors: false,
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
