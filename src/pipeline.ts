@@ -56,6 +56,7 @@ export function executeLayers<T>(
  */
 export abstract class PolicyBase<R = never> implements Policy<R> {
   abstract readonly kind: string;
+  declare readonly '~extra'?: () => R;
   abstract _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R>;
   readonly #self: readonly Policy<unknown>[] = [this as Policy<unknown>];
 
@@ -100,6 +101,7 @@ export const PIPELINE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$/;
 export class Pipeline<R = never> implements Policy<R> {
   /** Always `'pipeline'`. */
   readonly kind = 'pipeline';
+  declare readonly '~extra'?: () => R;
   /** The name given in the options; the `pipeline` label in metrics. */
   readonly name: string | undefined;
   /** The policies, outermost first. */

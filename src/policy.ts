@@ -35,6 +35,11 @@ export interface ExecuteOptions {
 export interface Policy<R = never> {
   /** What kind of policy this is: 'timeout', 'retry', 'pipeline' and so on. */
   readonly kind: string;
+  /**
+   * Type-level marker of `R`, so pipelines can infer it; never set at run time.
+   * @internal
+   */
+  readonly '~extra'?: () => R;
   /** Runs `fn` under this policy. */
   execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R>;
   /**
@@ -50,7 +55,7 @@ export interface Policy<R = never> {
 }
 
 /** The extra result type a policy can produce (`never` for most). */
-export type ExtraResult<P> = P extends Policy<infer R> ? R : never;
+export type ExtraResult<P> = P extends { readonly '~extra'?: () => infer R } ? R : never;
 
 /**
  * A cancellation scope: the signal the layers below see. Its signal may be

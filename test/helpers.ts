@@ -1,0 +1,57 @@
+/** Shared test helpers. */
+import { FakeClock } from '../src/testing/index.ts';
+
+/** Tracks how a promise settled, without ever leaving a rejection unhandled. */
+export interface Tracked<T> {
+  readonly promise: Promise<T>;
+  settledCount: number;
+  status: 'pending' | 'fulfilled' | 'rejected';
+  value: T | undefined;
+  error: unknown;
+}
+
+/** Observes `promise` and records how (and how often) it settles. */
+export function track<T>(promise: Promise<T>): Tracked<T> {
+  const t: Tracked<T> = { promise, settledCount: 0, status: 'pending', value: undefined, error: undefined };
+  promise.then(
+    (value) => {
+      t.settledCount++;
+      t.status = 'fulfilled';
+      t.value = value;
+    },
+    (error: unknown) => {
+      t.settledCount++;
+      t.status = 'rejected';
+      t.error = error;
+    },
+  );
+  return t;
+}
+
+/** A promise that never settles. */
+export function never<T = never>(): Promise<T> {
+  return new Promise<T>(() => {});
+}
+
+/** Resolves with `value` after `ms` of fake time, or rejects with the signal's reason on abort. */
+export function delayed<T>(clock: FakeClock, ms: number, value: T, signal?: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const handle = clock.schedule(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(value);
+    }, ms);
+    const onAbort = (): void => {
+      clock.cancel(handle);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Counts the 'abort' listeners currently on a signal (Node's internal event target). */
+export function abortListenerCount(signal: AbortSignal): number {
+  const symbols = Object.getOwnPropertySymbols(signal);
+  const kEvents = symbols.find((s) => s.description === 'kEvents');
+  const events = kEvents ? (signal as unknown as Record<symbol, Map<string, { size: number }>>)[kEvents] : undefined;
+  return events?.get('abort')?.size ?? 0;
+}

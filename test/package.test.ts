@@ -1,0 +1,97 @@
+/**
+ * Packs the package as npm would publish it, installs the tarball into a
+ * scratch project and loads every entry point both ways (import and require),
+ * running one pipeline each way. A broken exports map fails here, not for a user.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  exports: Record<string, unknown>;
+  peerDependencies?: Record<string, string>;
+  dependencies?: Record<string, string>;
+};
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+let dir = '';
+
+function node(args: string[]): string {
+  return execFileSync(process.execPath, args, { cwd: dir, encoding: 'utf8' });
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'breakwater-pack-'));
+  const out = execFileSync(npm, ['pack', '--json', '--pack-destination', dir], { cwd: root, encoding: 'utf8' });
+  const packed = JSON.parse(out.slice(out.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+  const tarball = join(dir, packed[0]!.filename);
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
+  execFileSync(npm, ['install', '--no-audit', '--no-fund', '--offline', '--ignore-scripts', tarball], { cwd: dir, encoding: 'utf8' });
+  // Optional peers come from the repository's own node_modules, as a user's app would have them.
+  mkdirSync(join(dir, 'node_modules'), { recursive: true });
+  for (const peer of Object.keys(pkg.peerDependencies ?? {})) {
+    symlinkSync(join(root, 'node_modules', peer), join(dir, 'node_modules', peer), 'dir');
+  }
+}, 120_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the packed tarball', () => {
+  it('has no runtime dependencies', () => {
+    expect(pkg.dependencies ?? {}).toEqual({});
+  });
+
+  it('ships only dist, docs at the top level and the license', () => {
+    const listed = execFileSync(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
+    const files = (JSON.parse(listed.slice(listed.indexOf('['))) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+    for (const file of files) {
+      expect(file).toMatch(/^(dist\/|README\.md$|CHANGELOG\.md$|LICENSE$|package\.json$)/);
+    }
+    expect(files).toContain('dist/index.js');
+    expect(files).toContain('dist/index.cjs');
+  });
+
+  it('runs a pipeline through import (ESM)', () => {
+    writeFileSync(
+      join(dir, 'esm.mjs'),
+      `import { pipeline, timeout, fallback, isTimeoutError } from 'breakwater';
+       import { FakeClock } from 'breakwater/testing';
+       const clock = new FakeClock();
+       const p = pipeline({ name: 'esm' }, fallback({ value: 'fb' }), timeout({ ms: 10, clock }));
+       const hung = p.execute(() => new Promise(() => {}));
+       await clock.advance(10);
+       console.log(JSON.stringify([await p.execute(async () => 'ok'), await hung, typeof isTimeoutError]));`,
+    );
+    expect(JSON.parse(node(['esm.mjs']))).toEqual(['ok', 'fb', 'function']);
+  });
+
+  it('runs a pipeline through require (CJS)', () => {
+    writeFileSync(
+      join(dir, 'cjs.cjs'),
+      `const { pipeline, timeout, fallback } = require('breakwater');
+       const { FakeClock } = require('breakwater/testing');
+       const clock = new FakeClock();
+       const p = pipeline({ name: 'cjs' }, fallback({ value: 'fb' }), timeout({ ms: 10, clock }));
+       const hung = p.execute(() => new Promise(() => {}));
+       clock.advance(10).then(async () => console.log(JSON.stringify([await p.execute(async () => 'ok'), await hung])));`,
+    );
+    expect(JSON.parse(node(['cjs.cjs']))).toEqual(['ok', 'fb']);
+  });
+
+  it('loads every entry point of the exports map both ways', () => {
+    const entries = Object.keys(pkg.exports).filter((k) => k !== './package.json');
+    for (const entry of entries) {
+      const specifier = entry === '.' ? 'breakwater' : `breakwater/${entry.slice(2)}`;
+      const esm = node(['--input-type=module', '-e', `const m = await import('${specifier}'); console.log(Object.keys(m).length)`]);
+      const cjs = node(['-e', `console.log(Object.keys(require('${specifier}')).length)`]);
+      expect(Number(esm), specifier).toBeGreaterThan(0);
+      expect(Number(cjs), specifier).toBe(Number(esm));
+    }
+    expect(node(['-e', `console.log(require('breakwater/package.json').name)`]).trim()).toBe('breakwater');
+  });
+});

@@ -1,0 +1,167 @@
+import { describe, expect, it } from 'vitest';
+import { fallback, type Outcome, pipeline, timeout, TimeoutError, type WorkContext } from '../src/index.ts';
+import { FakeClock } from '../src/testing/index.ts';
+import { abortListenerCount, never, track } from './helpers.ts';
+
+describe('pipeline', () => {
+  it('runs the first policy outermost', async () => {
+    const clock = new FakeClock();
+    // fallback outside timeout: the timeout's error is replaced.
+    const outer = pipeline(fallback({ value: 'fb' }), timeout({ ms: 5, clock }));
+    const a = track(outer.execute(() => never()));
+    // timeout outside fallback: the fallback answers first, the timeout never fires.
+    const inner = pipeline(timeout({ ms: 5, clock }), fallback({ value: 'fb' }));
+    const b = track(inner.execute(() => Promise.reject(new Error('x'))));
+    await clock.advance(5);
+    expect(a.value).toBe('fb');
+    expect(b.value).toBe('fb');
+  });
+
+  it('an empty pipeline just runs the work', async () => {
+    await expect(pipeline().execute(({ attempt }) => attempt)).resolves.toBe(1);
+  });
+
+  it('gives the work a context with a signal and attempt 1', async () => {
+    let ctx: WorkContext | undefined;
+    await pipeline().execute((c) => {
+      ctx = c;
+    });
+    expect(ctx!.attempt).toBe(1);
+    expect(ctx!.signal).toBeInstanceOf(AbortSignal);
+    expect(ctx!.signal.aborted).toBe(false);
+  });
+
+  it('gives each call without a caller signal its own never-aborted signal', async () => {
+    const signals: AbortSignal[] = [];
+    const p = pipeline();
+    await p.execute(({ signal }) => signals.push(signal));
+    await p.execute(({ signal }) => signals.push(signal));
+    expect(signals[0]).not.toBe(signals[1]);
+  });
+
+  it('passes the caller signal itself to the work when no layer needs its own', async () => {
+    const controller = new AbortController();
+    let seen: AbortSignal | undefined;
+    await pipeline(fallback({ value: 0 })).execute(({ signal }) => { seen = signal; }, { signal: controller.signal });
+    expect(seen).toBe(controller.signal);
+  });
+
+  it('rejects at once with the caller reason when the caller aborts, even if the work ignores it', async () => {
+    const controller = new AbortController();
+    const reason = new Error('client went away');
+    const t = track(pipeline().execute(() => never(), { signal: controller.signal }));
+    controller.abort(reason);
+    await new Promise((r) => setImmediate(r));
+    expect(t.error).toBe(reason);
+    expect(abortListenerCount(controller.signal)).toBe(0);
+  });
+
+  it('removes its listener from a long-lived caller signal after each call', async () => {
+    const controller = new AbortController();
+    const clock = new FakeClock();
+    const p = pipeline(fallback({ value: 0 }), timeout({ ms: 10, clock }));
+    for (let i = 0; i < 50; i++) {
+      await p.execute(async ({ signal }) => signal.aborted, { signal: controller.signal });
+    }
+    expect(abortListenerCount(controller.signal)).toBe(0);
+  });
+
+  it('nests: a pipeline is a policy', async () => {
+    const clock = new FakeClock();
+    const inner = pipeline({ name: 'inner' }, timeout({ ms: 5, clock }));
+    const outer = pipeline({ name: 'outer' }, fallback({ value: 'fb' }), inner);
+    const outcomes: string[] = [];
+    inner.onSettled((e) => outcomes.push(`inner:${e.outcome}`));
+    outer.onSettled((e) => outcomes.push(`outer:${e.outcome}`));
+    const t = track(outer.execute(() => never()));
+    await clock.advance(5);
+    expect(t.value).toBe('fb');
+    expect(outcomes).toEqual(['inner:timeout', 'outer:fallback']);
+  });
+
+  it('reports each call once through onSettled with outcome and duration', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ name: 'dep', clock }, timeout({ ms: 50, clock }));
+    const events: { outcome: Outcome; durationMs: number }[] = [];
+    p.onSettled(({ outcome, durationMs }) => events.push({ outcome, durationMs }));
+    const controller = new AbortController();
+    track(p.execute(() => 1));
+    track(p.execute(() => Promise.reject(new Error('x'))));
+    track(p.execute(() => never()));
+    track(p.execute(() => never(), { signal: controller.signal }));
+    await clock.advance(10);
+    controller.abort();
+    await clock.advance(40);
+    expect(events).toEqual([
+      { outcome: 'success', durationMs: 0 },
+      { outcome: 'failure', durationMs: 0 },
+      { outcome: 'cancelled', durationMs: 10 },
+      { outcome: 'timeout', durationMs: 50 },
+    ]);
+  });
+
+  it('counts an already-aborted call as cancelled without running the work', async () => {
+    const p = pipeline({ name: 'dep' });
+    const outcomes: Outcome[] = [];
+    p.onSettled((e) => outcomes.push(e.outcome));
+    let ran = false;
+    await expect(p.execute(() => { ran = true; }, { signal: AbortSignal.abort('no') })).rejects.toBe('no');
+    expect(ran).toBe(false);
+    expect(outcomes).toEqual(['cancelled']);
+  });
+
+  it('wrap keeps parameters and this', async () => {
+    const clock = new FakeClock();
+    const p = pipeline(timeout({ ms: 10, clock }));
+    const obj = {
+      base: 10,
+      add: p.wrap(function (this: { base: number }, n: number) {
+        return this.base + n;
+      }),
+    };
+    await expect(obj.add(5)).resolves.toBe(15);
+  });
+
+  it('fires onDispose', () => {
+    const p = pipeline({ name: 'x' });
+    let disposed = 0;
+    p.onDispose(() => disposed++);
+    p.dispose();
+    expect(disposed).toBe(1);
+  });
+
+  it('keeps a throwing listener from breaking the call', async () => {
+    const p = pipeline({ name: 'x' });
+    p.onSettled(() => {
+      throw new Error('listener bug');
+    });
+    const errors: unknown[] = [];
+    const onError = (e: unknown): void => { errors.push(e); };
+    process.on('uncaughtException', onError);
+    try {
+      await expect(p.execute(() => 3)).resolves.toBe(3);
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('uncaughtException', onError);
+    }
+    expect(errors).toHaveLength(1);
+  });
+
+  it('rejects bad arguments', () => {
+    expect(() => pipeline({ name: '' })).toThrow(/option "name" must be a string of 1 to 100/);
+    expect(() => pipeline({ name: 'has space' })).toThrow(/received "has space" \(string\)/);
+    expect(() => pipeline({ name: 'x'.repeat(101) })).toThrow(TypeError);
+    expect(() => pipeline({ nam: 'x' } as never)).toThrow(/unknown option "nam"/);
+    expect(() => pipeline(timeout({ ms: 1 }), {} as never)).toThrow(/argument 2 must be a policy/);
+    expect(() => pipeline({ name: 'a' }, 5 as never)).toThrow(/argument 2 must be a policy/);
+    expect(() => pipeline().execute(5 as never)).toThrow(/the work must be a function/);
+    expect(() => pipeline().execute(() => 1, { signal: 'x' as never })).toThrow(/option "signal" must be an AbortSignal/);
+  });
+
+  it('TimeoutError survives as the rejection through layers', async () => {
+    const clock = new FakeClock();
+    const t = track(pipeline(timeout({ ms: 1, clock })).execute(() => never()));
+    await clock.advance(1);
+    expect(t.error).toBeInstanceOf(TimeoutError);
+  });
+});

@@ -1,0 +1,233 @@
+import { describe, expect, it } from 'vitest';
+import { isTimeoutError, pipeline, timeout, TimeoutError } from '../src/index.ts';
+import { FakeClock } from '../src/testing/index.ts';
+import { abortListenerCount, delayed, never, track } from './helpers.ts';
+
+describe('timeout', () => {
+  it('rejects with TimeoutError at the deadline, not before', async () => {
+    const clock = new FakeClock();
+    const t = track(timeout({ ms: 100, clock }).execute(() => never()));
+    await clock.advance(99);
+    expect(t.status).toBe('pending');
+    await clock.advance(1);
+    expect(t.status).toBe('rejected');
+    expect(t.error).toBeInstanceOf(TimeoutError);
+    expect(isTimeoutError(t.error)).toBe(true);
+    expect((t.error as TimeoutError).timeoutMs).toBe(100);
+    expect((t.error as TimeoutError).code).toBe('ERR_BREAKWATER_TIMEOUT');
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('aborts the work signal with the TimeoutError as its reason', async () => {
+    const clock = new FakeClock();
+    let signal: AbortSignal | undefined;
+    const t = track(
+      timeout({ ms: 50, clock }).execute((ctx) => {
+        signal = ctx.signal;
+        return never();
+      }),
+    );
+    await clock.advance(50);
+    expect(signal!.aborted).toBe(true);
+    expect(signal!.reason).toBe(t.error);
+  });
+
+  it('gives work that reads its signal late an already-aborted signal', async () => {
+    const clock = new FakeClock();
+    let read: (() => AbortSignal) | undefined;
+    const t = track(
+      timeout({ ms: 10, clock }).execute((ctx) => {
+        read = () => ctx.signal;
+        return never();
+      }),
+    );
+    await clock.advance(10);
+    expect(read!().aborted).toBe(true);
+    expect(read!().reason).toBe(t.error);
+  });
+
+  it('does not abort the signal after success, so a body can still be read', async () => {
+    const clock = new FakeClock();
+    let signal: AbortSignal | undefined;
+    const value = await timeout({ ms: 50, clock }).execute(async (ctx) => {
+      signal = ctx.signal;
+      return 'ok';
+    });
+    expect(value).toBe('ok');
+    await clock.advance(1000);
+    expect(signal!.aborted).toBe(false);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('clears its timer as soon as the call settles', async () => {
+    const clock = new FakeClock();
+    const t = track(timeout({ ms: 1000, clock }).execute(() => delayed(clock, 10, 'x')));
+    await clock.advance(10);
+    expect(t.value).toBe('x');
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('uses one timer for many calls in flight and expires each at its own deadline', async () => {
+    const clock = new FakeClock();
+    const policy = timeout({ ms: 100, clock });
+    const a = track(policy.execute(() => never()));
+    await clock.advance(30);
+    const b = track(policy.execute(() => never()));
+    const c = track(policy.execute(() => delayed(clock, 50, 'c')));
+    expect(clock.pendingTimers).toBe(2); // the deadline timer + the work's own delay
+    await clock.advance(70);
+    expect(a.status).toBe('rejected');
+    expect(b.status).toBe('pending');
+    expect(c.value).toBe('c');
+    await clock.advance(29);
+    expect(b.status).toBe('pending');
+    await clock.advance(1);
+    expect(b.status).toBe('rejected');
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('observes a late rejection of abandoned work and reports it as an event', async () => {
+    const clock = new FakeClock();
+    const policy = timeout({ ms: 10, clock });
+    const late: unknown[] = [];
+    policy.onLateRejection((e) => late.push(e.error));
+    const boom = new Error('late');
+    const t = track(policy.execute(() => delayed(clock, 20, undefined).then(() => Promise.reject(boom))));
+    await clock.advance(30);
+    expect(isTimeoutError(t.error)).toBe(true);
+    expect(late).toEqual([boom]);
+  });
+
+  it('reports timeouts through onTimeout with the attempt', async () => {
+    const clock = new FakeClock();
+    const policy = timeout({ ms: 5, clock });
+    const events: unknown[] = [];
+    const dispose = policy.onTimeout((e) => events.push(e));
+    track(policy.execute(() => never()));
+    await clock.advance(5);
+    expect(events).toEqual([{ timeoutMs: 5, attempt: 1 }]);
+    dispose();
+    track(policy.execute(() => never()));
+    await clock.advance(5);
+    expect(events).toHaveLength(1);
+  });
+
+  it('passes the caller abort reason through unchanged and removes its listeners', async () => {
+    const clock = new FakeClock();
+    const controller = new AbortController();
+    const reason = { mine: true };
+    let workSignal: AbortSignal | undefined;
+    const t = track(
+      pipeline(timeout({ ms: 100, clock })).execute(
+        (ctx) => {
+          workSignal = ctx.signal;
+          return never();
+        },
+        { signal: controller.signal },
+      ),
+    );
+    await clock.flush();
+    expect(abortListenerCount(controller.signal)).toBeGreaterThan(0);
+    controller.abort(reason);
+    await clock.flush();
+    expect(t.error).toBe(reason);
+    expect(workSignal!.reason).toBe(reason);
+    expect(abortListenerCount(controller.signal)).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('never calls the work when the caller signal is already aborted', async () => {
+    const clock = new FakeClock();
+    const controller = new AbortController();
+    controller.abort('gone');
+    let called = false;
+    const t = track(
+      timeout({ ms: 10, clock }).execute(
+        () => {
+          called = true;
+        },
+        { signal: controller.signal },
+      ),
+    );
+    await clock.flush();
+    expect(called).toBe(false);
+    expect(t.error).toBe('gone');
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('links the work signal to the caller signal even when read late', async () => {
+    const clock = new FakeClock();
+    const controller = new AbortController();
+    let ctxRef: { signal: AbortSignal } | undefined;
+    const t = track(
+      timeout({ ms: 100, clock }).execute(
+        (ctx) => {
+          ctxRef = ctx;
+          return never();
+        },
+        { signal: controller.signal },
+      ),
+    );
+    controller.abort('stop');
+    await clock.flush();
+    expect(t.error).toBe('stop');
+    expect(ctxRef!.signal.aborted).toBe(true);
+    expect(ctxRef!.signal.reason).toBe('stop');
+  });
+
+  it('handles synchronous throws, non-Error throws and plain values', async () => {
+    const clock = new FakeClock();
+    const policy = timeout({ ms: 10, clock });
+    await expect(policy.execute(() => { throw 'str'; })).rejects.toBe('str');
+    await expect(policy.execute(() => { throw undefined; })).rejects.toBeUndefined();
+    await expect(policy.execute(() => 42)).resolves.toBe(42);
+    await expect(policy.execute(() => ({ then: (ok: ((v: number) => unknown) | null | undefined) => ok?.(7) }) as PromiseLike<number>)).resolves.toBe(7);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('times out a thenable that never settles', async () => {
+    const clock = new FakeClock();
+    const t = track(timeout({ ms: 10, clock }).execute(() => ({ then() {} }) as PromiseLike<number>));
+    await clock.advance(10);
+    expect(isTimeoutError(t.error)).toBe(true);
+  });
+
+  it('nested timeouts: the inner one sees the outer deadline as its parent', async () => {
+    const clock = new FakeClock();
+    const outer = timeout({ ms: 20, clock });
+    const inner = timeout({ ms: 100, clock });
+    let signal: AbortSignal | undefined;
+    const t = track(
+      pipeline(outer, inner).execute((ctx) => {
+        signal = ctx.signal;
+        return never();
+      }),
+    );
+    await clock.advance(20);
+    expect(isTimeoutError(t.error)).toBe(true);
+    expect((t.error as TimeoutError).timeoutMs).toBe(20);
+    expect(signal!.reason).toBe(t.error);
+    await clock.flush();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('wrap keeps the arguments and guards each call', async () => {
+    const clock = new FakeClock();
+    const add = timeout({ ms: 10, clock }).wrap(async (a: number, b: number) => a + b);
+    await expect(add(2, 3)).resolves.toBe(5);
+  });
+
+  it('rejects bad options at construction', () => {
+    expect(() => timeout({ ms: 0 })).toThrow(RangeError);
+    expect(() => timeout({ ms: -1 })).toThrow(/option "ms" must be a finite number of milliseconds from 1 to 2147483647.*received -1/);
+    expect(() => timeout({ ms: Number.NaN })).toThrow(TypeError);
+    expect(() => timeout({ ms: Infinity })).toThrow(RangeError);
+    expect(() => timeout({ ms: 2 ** 31 })).toThrow(/timer limit/);
+    expect(() => timeout({ ms: '5' as unknown as number })).toThrow(/received "5" \(string\)/);
+    expect(() => timeout({ ms: 5, mss: 1 } as never)).toThrow(/unknown option "mss"/);
+    expect(() => timeout(null as never)).toThrow(/options must be an object; received null/);
+    expect(() => timeout({} as never)).toThrow(/option "ms" is required/);
+    expect(() => timeout({ ms: 5, clock: {} as never })).toThrow(/option "clock" must be a Clock/);
+    expect(() => timeout(JSON.parse('{"ms": 5, "__proto__": {"x": 1}}'))).toThrow(/unknown option "__proto__"/);
+  });
+});
