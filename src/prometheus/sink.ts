@@ -1,0 +1,343 @@
+import type { Disposer } from '../events.ts';
+import { PIPELINE_NAME } from '../pipeline.ts';
+import { checkOptions, received, satisfies } from '../validate.ts';
+import { Entry, FAMILY_SUFFIXES, type Family, GROUP, GROUP_VERSION, Group, SLOTS } from './families.ts';
+import { isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
+
+/**
+ * The part of a prom-client `Registry` the sink uses. Pass your service's own
+ * `new Registry()` (or `register`, prom-client's global registry, if that is the
+ * one you serve): prom-client is never imported by Breakwater at run time, so
+ * the copy your service uses is the one that formats the metrics.
+ */
+export interface MetricsRegistry {
+  /** prom-client's `registry.registerMetric(metric)`. */
+  registerMetric(metric: never): void;
+  /** prom-client's `registry.getSingleMetric(name)`. */
+  getSingleMetric(name: string): unknown;
+}
+
+/** Options of {@link prometheusMetrics}. */
+export interface PrometheusMetricsOptions {
+  /** The prom-client registry to report into. Required: the global registry is used only if you pass it. */
+  readonly registry: MetricsRegistry;
+  /**
+   * Prepended to every metric name (default `'breakwater_'`). Letters, digits,
+   * `_` and `:`, not starting with a digit (Prometheus metric-name rules).
+   */
+  readonly prefix?: string;
+  /**
+   * Upper bounds of the `call_duration_seconds` histogram buckets, in seconds,
+   * strictly increasing (default {@link DEFAULT_BUCKETS_SECONDS}); `+Inf` is added.
+   */
+  readonly buckets?: readonly number[];
+  /**
+   * Constant labels added to every series of this sink, such as `{ region: 'eu-1' }`.
+   * Names follow Prometheus label-name rules and cannot be `pipeline`, `outcome`,
+   * `state`, `to` or `le`; values are strings.
+   */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Default buckets of `call_duration_seconds`: 5 ms to 10 s, in seconds
+ * (the same as prom-client's defaults).
+ */
+export const DEFAULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]);
+
+const METRIC_PREFIX = /^(?:[A-Za-z_:][A-Za-z0-9_:]*)?$/;
+const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const RESERVED_LABELS = new Set(['pipeline', 'outcome', 'state', 'to', 'le']);
+const MAX_BUCKETS = 100;
+
+function isRegistry(value: unknown): boolean {
+  const v = value as Record<string, unknown> | null;
+  return typeof v === 'object' && v !== null && typeof v.registerMetric === 'function' && typeof v.getSingleMetric === 'function';
+}
+
+function checkBuckets(owner: string, key: string, value: unknown): void {
+  const rule = `a non-empty array of at most ${MAX_BUCKETS} finite numbers of seconds, greater than 0 and strictly increasing`;
+  if (!Array.isArray(value)) throw new TypeError(`${owner}: option "${key}" must be ${rule}; received ${received(value)}`);
+  let previous = 0;
+  let ok = value.length > 0 && value.length <= MAX_BUCKETS;
+  for (const bound of value) {
+    if (typeof bound !== 'number' || !Number.isFinite(bound) || bound <= previous) ok = false;
+    else previous = bound;
+  }
+  if (!ok) {
+    const shown = value.length > 12 ? `[${value.slice(0, 12).map(received).join(', ')}, …]` : `[${value.map(received).join(', ')}]`;
+    throw new RangeError(`${owner}: option "${key}" must be ${rule}; received ${shown}`);
+  }
+}
+
+function checkLabels(owner: string, key: string, value: unknown): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(`${owner}: option "${key}" must be an object of label names to string values; received ${received(value)}`);
+  }
+  for (const name of Reflect.ownKeys(value)) {
+    if (typeof name === 'symbol' || !LABEL_NAME.test(name) || name.startsWith('__')) {
+      throw new TypeError(
+        `${owner}: option "${key}" has an invalid label name ${typeof name === 'symbol' ? name.toString() : JSON.stringify(name)}: ` +
+          'label names are letters, digits and _, not starting with a digit or "__"',
+      );
+    }
+    if (RESERVED_LABELS.has(name)) {
+      throw new TypeError(`${owner}: option "${key}" cannot set the label "${name}": Breakwater sets it on its own series`);
+    }
+    const labelValue = (value as Record<string, unknown>)[name];
+    if (typeof labelValue !== 'string') {
+      throw new TypeError(`${owner}: option "${key}": the value of label "${name}" must be a string; received ${received(labelValue)}`);
+    }
+  }
+}
+
+const OWNER = 'prometheusMetrics';
+
+/** Finds the families already registered under `prefix`, or registers new ones. */
+function groupFor(registry: MetricsRegistry, prefix: string, bounds: Float64Array): Group {
+  let group: Group | undefined;
+  for (const suffix of FAMILY_SUFFIXES) {
+    const existing = registry.getSingleMetric(prefix + suffix) as Partial<Family> | undefined;
+    if (existing === undefined || existing === null) continue;
+    const candidate = (existing as Record<PropertyKey, unknown>)[GROUP] as Group | undefined;
+    if (candidate === undefined) {
+      throw new Error(
+        `${OWNER}: the registry already has a metric named "${prefix + suffix}" that Breakwater did not register; ` +
+          'choose another "prefix" or remove that metric',
+      );
+    }
+    if (candidate.version !== GROUP_VERSION) {
+      throw new Error(
+        `${OWNER}: the metrics under prefix "${prefix}" were registered by an incompatible copy of breakwater/prometheus; ` +
+          'load a single version of Breakwater, or use another "prefix"',
+      );
+    }
+    if (group !== undefined && group !== candidate) {
+      throw new Error(`${OWNER}: the metrics under prefix "${prefix}" on this registry come from two different sinks' setups; use another "prefix"`);
+    }
+    group = candidate;
+  }
+  if (group === undefined) group = new Group(prefix, bounds);
+  else if (group.bounds.length !== bounds.length || group.bounds.some((b, i) => b !== bounds[i])) {
+    throw new TypeError(
+      `${OWNER}: option "buckets" must match the buckets of the metrics already registered under prefix "${prefix}" on this registry ` +
+        `([${[...group.bounds].join(', ')}]); received [${[...bounds].join(', ')}]`,
+    );
+  }
+  // (Re-)register every family: a no-op for those already there, and a repair
+  // after someone removed one of them from the registry.
+  for (const family of group.families) {
+    if (registry.getSingleMetric(family.fullName) !== family) {
+      family.name = family.fullName;
+      registry.registerMetric(family as never);
+    }
+  }
+  return group;
+}
+
+/**
+ * A Prometheus metrics sink over one prom-client registry; create it with
+ * {@link prometheusMetrics}, then {@link PrometheusMetrics.attach} each pipeline.
+ */
+export class PrometheusMetrics {
+  /** The prefix of every metric name, such as `'breakwater_'`. */
+  readonly prefix: string;
+  /** The constant labels of this sink's series. */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly #group: Group;
+  readonly #labelsKey: string;
+  readonly #attachments = new Set<Disposer>();
+
+  /** Use {@link prometheusMetrics} instead. @internal */
+  constructor(registry: MetricsRegistry, prefix: string, bounds: Float64Array, labels: Readonly<Record<string, string>>) {
+    this.prefix = prefix;
+    this.labels = labels;
+    this.#labelsKey = JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    this.#group = groupFor(registry, prefix, bounds);
+  }
+
+  /**
+   * Reports `pipelines` (each must have a `name`: it becomes the `pipeline`
+   * label) and every named pipeline nested in them, until the returned disposer
+   * is called or the pipeline is disposed (`pipeline.dispose()`), which removes
+   * its series. Attaching a pipeline that is already reported on this registry
+   * (by this sink or another) reports it once; its series stay until every
+   * attachment holding it is disposed.
+   */
+  attach(...pipelines: PipelineLike[]): Disposer {
+    const where = `${OWNER}.attach`;
+    if (pipelines.length === 0) throw new TypeError(`${where}: expected at least one pipeline; received none`);
+    // Check everything before subscribing anything: a refused attach changes nothing.
+    const planned = new Map<string, PipelineLike>();
+    const plans: { root: PipelineLike; units: { key: string; unit: Unit }[] }[] = [];
+    for (const [i, p] of pipelines.entries()) {
+      if (!isPipelineLike(p)) {
+        throw new TypeError(`${where}: argument ${i + 1} must be a pipeline created with pipeline(); received ${received(p)}`);
+      }
+      if (p.name === undefined || p.name === '') {
+        throw new TypeError(
+          `${where}: argument ${i + 1} is a pipeline without a name; name it, as in pipeline({ name: 'auth' }, ...): the name becomes the "pipeline" label`,
+        );
+      }
+      const units = unitsOf(p).map((unit) => ({ key: this.#check(unit, planned), unit }));
+      plans.push({ root: p, units });
+    }
+    const detachers: Disposer[] = [];
+    try {
+      for (const { root, units } of plans) detachers.push(this.#hold(root, units));
+    } catch (error) {
+      for (const d of detachers) d();
+      throw error;
+    }
+    const detach: Disposer = () => {
+      for (const d of detachers) d();
+    };
+    return detach;
+  }
+
+  /** Checks one unit and returns its series key. */
+  #check(unit: Unit, planned: Map<string, PipelineLike>): string {
+    const where = `${OWNER}.attach`;
+    const name = unit.pipeline.name;
+    if (typeof name !== 'string' || !PIPELINE_NAME.test(name)) {
+      throw new TypeError(
+        `${where}: pipeline name ${received(name)} is not a valid label value: 1 to 100 letters, digits or _ . : / - starting with a letter or digit`,
+      );
+    }
+    if (unit.breakers.length > 1 || unit.bulkheads.length > 1) {
+      const what = unit.breakers.length > 1 ? `${unit.breakers.length} circuit breakers` : `${unit.bulkheads.length} bulkheads`;
+      throw new TypeError(
+        `${where}: pipeline "${name}" has ${what}; its state gauges can describe only one. ` +
+          'Put each extra one in its own named pipeline nested inside, as in pipeline({ name: "auth-host" }, circuitBreaker(...)): it gets its own series',
+      );
+    }
+    const key = `${name}\u0000${this.#labelsKey}`;
+    const other = this.#group.entries.get(key)?.pipeline ?? planned.get(key);
+    if (other !== undefined && other !== unit.pipeline) {
+      throw new TypeError(
+        `${where}: another pipeline named "${name}" is already reported on this registry; ` +
+          'pipeline names must be unique per registry: dispose the other pipeline (pipeline.dispose()) or give this one another name',
+      );
+    }
+    planned.set(key, unit.pipeline);
+    return key;
+  }
+
+  /** Holds the entries of `root`'s units until the returned disposer runs or `root` is disposed. */
+  #hold(root: PipelineLike, units: { key: string; unit: Unit }[]): Disposer {
+    const held: Entry[] = [];
+    try {
+      for (const { key, unit } of units) held.push(this.#acquire(key, unit));
+    } catch (error) {
+      for (const entry of held) this.#release(entry);
+      throw error;
+    }
+    let done = false;
+    let unsubscribe: Disposer | undefined;
+    const detach: Disposer = () => {
+      if (done) return;
+      done = true;
+      this.#attachments.delete(detach);
+      unsubscribe?.();
+      for (const entry of held) this.#release(entry);
+    };
+    // Disposing the pipeline also releases the named pipelines nested in it.
+    unsubscribe = root.onDispose(detach);
+    this.#attachments.add(detach);
+    return detach;
+  }
+
+  /** Detaches every pipeline attached through this sink. The metric families stay registered. */
+  dispose(): void {
+    for (const detach of [...this.#attachments]) detach();
+  }
+
+  #acquire(key: string, unit: Unit): Entry {
+    const group = this.#group;
+    let entry = group.entries.get(key);
+    if (entry === undefined) {
+      entry = new Entry(
+        {
+          key,
+          pipeline: unit.pipeline,
+          constLabels: this.labels,
+          breaker: unit.breakers[0],
+          bulkhead: unit.bulkheads[0],
+          hasRetry: unit.retries.length > 0,
+          hasTimeout: unit.timeouts.length > 0,
+          hasFallback: unit.fallbacks.length > 0,
+        },
+        group.bounds.length,
+      );
+      const d = entry.disposers;
+      try {
+        on(unit.pipeline.onSettled, entry.settledListener(group.bounds), d);
+        for (const breaker of unit.breakers) on(breaker.onStateChange, entry.transitionListener(), d);
+        for (const bulkhead of unit.bulkheads) on(bulkhead.onReject, entry.counter(SLOTS.BULKHEAD_REJECTIONS), d);
+        for (const retry of unit.retries) {
+          on(retry.onRetry, entry.counter(SLOTS.RETRIES), d);
+          if (typeof retry.onBudgetExhausted === 'function') on(retry.onBudgetExhausted, entry.counter(SLOTS.BUDGET_EXHAUSTED), d);
+        }
+        for (const t of unit.timeouts) on(t.onTimeout, entry.counter(SLOTS.TIMEOUTS), d);
+        for (const f of unit.fallbacks) on(f.onFallback, entry.counter(SLOTS.FALLBACKS), d);
+        const created = entry;
+        // A disposed pipeline's series go, whoever holds them.
+        on(unit.pipeline.onDispose, () => this.#remove(created), d);
+      } catch (error) {
+        // A policy refused a listener (a disposed fromOpossum adapter, say): undo.
+        for (const dispose of d) dispose();
+        throw error;
+      }
+      group.entries.set(key, entry);
+    }
+    entry.holds++;
+    return entry;
+  }
+
+  #release(entry: Entry): void {
+    if (entry.removed) return;
+    if (--entry.holds <= 0) this.#remove(entry);
+  }
+
+  #remove(entry: Entry): void {
+    if (entry.removed) return;
+    entry.removed = true;
+    for (const d of entry.disposers) d();
+    if (this.#group.entries.get(entry.key) === entry) this.#group.entries.delete(entry.key);
+  }
+}
+
+/**
+ * Creates a Prometheus metrics sink over `registry`. Attach each pipeline with
+ * one line; the pipeline's `name` becomes the `pipeline` label:
+ *
+ * ```ts
+ * const metrics = prometheusMetrics({ registry });
+ * metrics.attach(pipeline({ name: 'auth' }, retry(), timeout({ ms: 500 })));
+ * ```
+ *
+ * Calls only bump numbers; prom-client reads them when the registry is scraped.
+ * A second sink over the same registry and prefix reuses the registered metrics.
+ */
+export function prometheusMetrics(options: PrometheusMetricsOptions): PrometheusMetrics {
+  const checked = checkOptions<PrometheusMetricsOptions>(
+    OWNER,
+    options,
+    {
+      registry: satisfies('a prom-client Registry (an object with registerMetric and getSingleMetric functions)', isRegistry),
+      prefix: satisfies(
+        'a metric-name prefix: letters, digits, _ and :, not starting with a digit',
+        (v) => typeof v === 'string' && METRIC_PREFIX.test(v),
+      ),
+      buckets: checkBuckets,
+      labels: checkLabels,
+    },
+    ['registry'],
+  );
+  const prefix = checked.prefix ?? 'breakwater_';
+  const bounds = Float64Array.from(checked.buckets ?? DEFAULT_BUCKETS_SECONDS);
+  const labels = Object.freeze({ ...(checked.labels ?? {}) });
+  return new PrometheusMetrics(checked.registry!, prefix, bounds, labels);
+}
