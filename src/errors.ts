@@ -19,13 +19,15 @@ export abstract class BreakwaterError extends Error {
   readonly [BRAND] = true;
 }
 
+// The guards run on whatever the work rejected with, which may be a revoked Proxy or
+// an object whose getters throw: a guard must answer false, never throw.
 function hasCode(value: unknown, code: BreakwaterErrorCode): boolean {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    (value as Record<PropertyKey, unknown>)[BRAND] === true &&
-    (value as { code?: unknown }).code === code
-  );
+  if (typeof value !== 'object' || value === null) return false;
+  try {
+    return (value as Record<PropertyKey, unknown>)[BRAND] === true && (value as { code?: unknown }).code === code;
+  } catch {
+    return false;
+  }
 }
 
 /** The call ran past the deadline of a `timeout` policy. */
@@ -98,7 +100,12 @@ export function isBulkheadRejectedError(value: unknown): value is BulkheadReject
 
 /** True for any error a Breakwater policy produced (as opposed to one thrown by the work). */
 export function isBreakwaterError(value: unknown): value is BreakwaterError {
-  return typeof value === 'object' && value !== null && (value as Record<PropertyKey, unknown>)[BRAND] === true;
+  if (typeof value !== 'object' || value === null) return false;
+  try {
+    return (value as Record<PropertyKey, unknown>)[BRAND] === true;
+  } catch {
+    return false;
+  }
 }
 
 /** True when the policy refused the call without running it (open, isolated or full). */

@@ -27,6 +27,8 @@ export interface LateRejectionEvent {
   readonly error: unknown;
 }
 
+const noop = (): void => {};
+
 /**
  * One call under a timeout. It is also the cancellation scope of the layers
  * below: its AbortController is only created if someone reads `signal`.
@@ -73,24 +75,27 @@ class TimedCall<T> implements Scope {
   handleEvent(): void {
     if (this.settled) return;
     const reason = this.parentSignal!.reason as unknown;
+    const reject = this.reject;
     this.finish();
     this.controller?.abort(reason);
-    this.reject(reason);
+    reject(reason);
   }
 
   expire(): void {
     if (this.settled) return;
     const error = (this.error = new TimeoutError(this.owner.ms));
+    const reject = this.reject;
     this.finish();
     this.controller?.abort(error);
-    this.reject(error);
+    reject(error);
     this.owner.timedOut(this.attempt);
   }
 
   fulfil = (value: T): void => {
     if (this.settled) return;
+    const resolve = this.resolve;
     this.finish();
-    this.resolve(value);
+    resolve(value);
   };
 
   fail = (error: unknown): void => {
@@ -98,14 +103,19 @@ class TimedCall<T> implements Scope {
       if (this.error !== undefined) this.owner.lateRejection(error);
       return;
     }
+    const reject = this.reject;
     this.finish();
-    this.reject(error);
+    reject(error);
   };
 
   private finish(): void {
     this.settled = true;
     this.parentSignal?.removeEventListener('abort', this);
     this.owner.queue.settled();
+    // The entry may stay in the deadline queue behind an older live call until that
+    // call's deadline: drop what would keep this call's result reachable meanwhile.
+    this.resolve = noop;
+    this.reject = noop;
   }
 }
 
