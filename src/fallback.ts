@@ -59,6 +59,7 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
     return inner.then(undefined, (error: unknown) => {
       // The caller's own abort is never replaced: they asked to stop.
       if (chain.isCallerAbort(error)) throw error;
+      if (scope !== undefined && scope.signal.aborted) throw error; // the layer above gave up on this attempt: its result goes nowhere
       if (this.#handle !== undefined && !this.#handle(error)) throw error;
       chain.markFallback();
       if (this.#fallback.active) this.#fallback.emit({ error });

@@ -120,7 +120,7 @@ export const either =
         // try the next alternative
       }
     }
-    fail(typeof value === 'number' ? 'range' : 'type', owner, key, rule, value);
+    fail(typeof value === 'number' && !Number.isNaN(value) ? 'range' : 'type', owner, key, rule, value); // NaN is a wrong type, as in number()
   };
 
 /** Checks against a custom predicate. */
