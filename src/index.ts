@@ -34,3 +34,52 @@ export {
   type FallbackEvent,
   type FallbackOptions,
 } from './fallback.ts';
+export {
+  BackoffSchedule,
+  constant,
+  type ConstantOptions,
+  EXPONENTIAL_DEFAULTS,
+  exponential,
+  type ExponentialOptions,
+  type Jitter,
+  type Schedule,
+} from './backoff.ts';
+export {
+  CIRCUIT_BREAKER_DEFAULTS,
+  circuitBreaker,
+  CircuitBreakerPolicy,
+  type CircuitBreakerOptions,
+  type CircuitBreakerSnapshot,
+  type CircuitFailureEvent,
+  type CircuitRejectEvent,
+  type CircuitState,
+  type CircuitSuccessEvent,
+  type CountWindowOptions,
+  type IsolationHandle,
+  type StateChangeEvent,
+  type StateChangeReason,
+  type TimeWindowOptions,
+} from './circuit-breaker.ts';
+export {
+  bulkhead,
+  BulkheadPolicy,
+  type BulkheadOptions,
+  type BulkheadRejectEvent,
+  type BulkheadRejectReason,
+} from './bulkhead.ts';
+export {
+  retry,
+  RETRY_DEFAULTS,
+  RetryPolicy,
+  type GiveUpEvent,
+  type GiveUpReason,
+  type RetryEvent,
+  type RetryOptions,
+} from './retry.ts';
+export {
+  retryBudget,
+  RETRY_BUDGET_DEFAULTS,
+  RetryBudget,
+  type RetryBudgetExhaustedEvent,
+  type RetryBudgetOptions,
+} from './retry-budget.ts';

@@ -90,6 +90,8 @@ export class FakeClock implements Clock {
 
   /** Advances to the earliest timer and runs it (and any due at the same time); returns false if none was scheduled. */
   async next(): Promise<boolean> {
+    // Let pending promise callbacks run first: they may schedule the next timer.
+    await settle();
     const timer = this.#next();
     if (timer === undefined) return false;
     await this.advance(Math.max(0, timer.at - this.#now));
