@@ -1,3 +1,4 @@
+import { unwatchAbort, watchAbort } from './abort.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { BulkheadRejectedError } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
@@ -175,7 +176,7 @@ export class BulkheadPolicy extends PolicyBase {
     this.#queued++;
     if (signal !== undefined) {
       call.signal = signal;
-      signal.addEventListener('abort', call, { once: true });
+      watchAbort(signal, call);
     }
     if (this.queueTimeoutMs !== undefined) {
       call.deadline = this.#clock.now() + this.queueTimeoutMs;
@@ -197,7 +198,7 @@ export class BulkheadPolicy extends PolicyBase {
     node.prev = undefined;
     node.next = undefined;
     if (node.signal !== undefined) {
-      node.signal.removeEventListener('abort', node);
+      unwatchAbort(node.signal, node);
       node.signal = undefined;
     }
     if (--this.#queued === 0 && this.#timer !== undefined) {

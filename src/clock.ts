@@ -9,6 +9,14 @@ export interface Clock {
   schedule(callback: () => void, delayMs: number): TimerHandle;
   /** Cancels a timer returned by {@link Clock.schedule}; cancelling twice, or after it ran, is harmless. */
   cancel(handle: TimerHandle): void;
+  /**
+   * Optional. Lets a scheduled timer stop keeping the process alive (`false`) or
+   * keep it alive again (`true`), like Node's `timeout.unref()` / `ref()`. A
+   * timeout policy uses it to leave its timer armed but unreferenced between
+   * calls, which is much cheaper than cancelling and re-arming it on every call.
+   * Clocks without it get the timer cancelled instead.
+   */
+  keepAlive?(handle: TimerHandle, keepAlive: boolean): void;
 }
 
 /** Opaque handle of a scheduled timer. */
@@ -25,6 +33,11 @@ export const systemClock: Clock = Object.freeze({
   now: () => performance.now(),
   schedule: (callback: () => void, delayMs: number): TimerHandle => setTimeout(callback, delayMs),
   cancel: (handle: TimerHandle): void => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  keepAlive: (handle: TimerHandle, keepAlive: boolean): void => {
+    const timer = handle as ReturnType<typeof setTimeout>;
+    if (keepAlive) timer.ref();
+    else timer.unref();
+  },
 });
 
 /** The default random source: `Math.random`, read in this one place only. */

@@ -4,6 +4,7 @@
  * the rest is the internal protocol policies use to call the next layer without
  * allocating a closure per layer per call.
  */
+import { unwatchAbort, watchAbort } from './abort.ts';
 import { isRejection, isTimeoutError } from './errors.ts';
 
 /** What the work function receives on every attempt. */
@@ -173,19 +174,31 @@ export function start<T>(chain: Chain<T>, index: number, scope: Scope | undefine
  */
 export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const race = new AbortRace(signal, reject);
+    watchAbort(signal, race);
     promise.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        unwatchAbort(signal, race);
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        unwatchAbort(signal, race);
         reject(error);
       },
     );
   });
+}
+
+class AbortRace {
+  private readonly signal: AbortSignal;
+  private readonly reject: (reason: unknown) => void;
+  constructor(signal: AbortSignal, reject: (reason: unknown) => void) {
+    this.signal = signal;
+    this.reject = reject;
+  }
+  handleEvent(): void {
+    this.reject(this.signal.reason);
+  }
 }
 
 /** The outcome of a call, as counted in metrics. */

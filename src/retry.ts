@@ -1,3 +1,4 @@
+import { unwatchAbort, watchAbort } from './abort.ts';
 import { exponential, sanitizeDelay, type Schedule } from './backoff.ts';
 import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './clock.ts';
 import { isRejection } from './errors.ts';
@@ -151,7 +152,7 @@ class RetryCall<T> implements AttemptState {
     if (this.scope !== undefined) {
       // _decide has just checked that this signal is not aborted.
       const signal = (this.signal = this.scope.signal);
-      signal.addEventListener('abort', this, { once: true });
+      watchAbort(signal, this);
     }
     this.timer = this.policy._clock.schedule(this.wake, delayMs);
   }
@@ -159,7 +160,7 @@ class RetryCall<T> implements AttemptState {
   private readonly wake = (): void => {
     this.timer = undefined;
     if (this.signal !== undefined) {
-      this.signal.removeEventListener('abort', this);
+      unwatchAbort(this.signal, this);
       this.signal = undefined;
     }
     this.attempt();

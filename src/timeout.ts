@@ -1,3 +1,4 @@
+import { unwatchAbort, watchAbort } from './abort.ts';
 import { type Clock, type TimerHandle, systemClock } from './clock.ts';
 import { TimeoutError } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
@@ -67,7 +68,7 @@ class TimedCall<T> implements Scope {
     const signal = this.parent.signal;
     if (signal.aborted) return false;
     this.parentSignal = signal;
-    signal.addEventListener('abort', this, { once: true });
+    watchAbort(signal, this);
     return true;
   }
 
@@ -110,7 +111,7 @@ class TimedCall<T> implements Scope {
 
   private finish(): void {
     this.settled = true;
-    this.parentSignal?.removeEventListener('abort', this);
+    if (this.parentSignal !== undefined) unwatchAbort(this.parentSignal, this);
     this.owner.queue.settled();
     // The entry may stay in the deadline queue behind an older live call until that
     // call's deadline: drop what would keep this call's result reachable meanwhile.
@@ -122,8 +123,14 @@ class TimedCall<T> implements Scope {
 /**
  * Deadlines of one timeout policy. All its calls have the same duration, so they
  * expire in the order they started: one FIFO and one timer, armed for the oldest
- * live deadline, serve every call in flight. When the last call settles, the timer
- * is cancelled, so an idle policy holds no timer.
+ * live deadline, serve every call in flight.
+ *
+ * When the last call settles, the timer is not cancelled but left armed and
+ * unreferenced (`clock.keepAlive(timer, false)`): it no longer keeps the process
+ * alive, and when it fires with nothing to expire it simply ends. A call that
+ * starts meanwhile re-references it instead of paying for a new timer, so calls
+ * made one after another cost a flag flip each, not a setTimeout + clearTimeout.
+ * With a clock that cannot unreference timers, the timer is cancelled instead.
  */
 class DeadlineQueue {
   private readonly clock: Clock;
@@ -131,6 +138,8 @@ class DeadlineQueue {
   private head = 0;
   private live = 0;
   private timer: TimerHandle | undefined;
+  /** The timer is armed but unreferenced: no call is in flight. */
+  private idle = false;
   private firing = false;
 
   constructor(clock: Clock) {
@@ -140,27 +149,41 @@ class DeadlineQueue {
   add(call: TimedCall<unknown>): void {
     this.entries.push(call);
     this.live++;
-    if (this.timer === undefined && !this.firing) this.arm(call.deadline);
+    if (this.timer === undefined) {
+      if (!this.firing) this.arm(call.deadline);
+    } else if (this.idle) {
+      // The idle timer is due at an older deadline, never a later one (same duration,
+      // monotonic clock): it fires early, finds this call not yet due and re-arms.
+      this.idle = false;
+      this.clock.keepAlive!(this.timer, true);
+    }
   }
 
   /** A call left the queue's care (settled or expired). */
   settled(): void {
     if (--this.live === 0) {
-      if (this.timer !== undefined) {
-        this.clock.cancel(this.timer);
-        this.timer = undefined;
-      }
       this.entries = [];
       this.head = 0;
+      if (this.timer !== undefined) {
+        if (this.clock.keepAlive !== undefined) {
+          this.idle = true;
+          this.clock.keepAlive(this.timer, false);
+        } else {
+          this.clock.cancel(this.timer);
+          this.timer = undefined;
+        }
+      }
     }
   }
 
   private arm(deadline: number): void {
+    this.idle = false;
     this.timer = this.clock.schedule(this.fire, Math.max(0, deadline - this.clock.now()));
   }
 
   private readonly fire = (): void => {
     this.timer = undefined;
+    this.idle = false;
     this.firing = true;
     const now = this.clock.now();
     try {

@@ -67,6 +67,45 @@ describe('timeout', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('leaves an idle policy one unreferenced timer that ends by itself, and reuses it', async () => {
+    const clock = new FakeClock();
+    let schedules = 0;
+    const counting = Object.assign(Object.create(clock) as FakeClock, {
+      schedule: (cb: () => void, ms: number) => {
+        schedules++;
+        return clock.schedule(cb, ms);
+      },
+      now: () => clock.now(),
+      cancel: (h: unknown) => clock.cancel(h),
+      keepAlive: (h: unknown, k: boolean) => clock.keepAlive(h, k),
+    });
+    const policy = timeout({ ms: 100, clock: counting });
+    for (let i = 0; i < 10; i++) {
+      await policy.execute(async () => i);
+      expect(clock.pendingTimers).toBe(0); // nothing keeps a process alive
+      expect(clock.scheduledTimers).toBe(1); // the idle timer, unreferenced
+    }
+    expect(schedules).toBe(1);
+    // A call started while the idle timer is armed still expires at its own deadline.
+    await clock.advance(50);
+    const t = track(policy.execute(() => never()));
+    expect(clock.pendingTimers).toBe(1);
+    await clock.advance(50); // t = 100: the idle timer fires at its old deadline and re-arms
+    expect(t.status).toBe('pending');
+    await clock.advance(49); // t = 149
+    expect(t.status).toBe('pending');
+    await clock.advance(1); // t = 150: 100 ms after the call started
+    expect(isTimeoutError(t.error)).toBe(true);
+    expect(clock.scheduledTimers).toBe(0);
+  });
+
+  it('cancels its timer when the clock cannot unreference timers', async () => {
+    const fake = new FakeClock();
+    const clock = { now: () => fake.now(), schedule: (cb: () => void, ms: number) => fake.schedule(cb, ms), cancel: (h: unknown) => fake.cancel(h) };
+    await timeout({ ms: 100, clock }).execute(async () => 1);
+    expect(fake.scheduledTimers).toBe(0);
+  });
+
   it('uses one timer for many calls in flight and expires each at its own deadline', async () => {
     const clock = new FakeClock();
     const policy = timeout({ ms: 100, clock });

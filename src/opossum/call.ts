@@ -2,6 +2,7 @@
  * One call travelling through an adopted opossum breaker.
  * @internal
  */
+import { unwatchAbort, watchAbort } from '../abort.ts';
 import type { Chain, Scope } from '../policy.ts';
 import { start } from '../policy.ts';
 
@@ -68,7 +69,7 @@ export class OpossumCall implements Scope, OpossumCallContext {
           controller.abort(parentSignal.reason);
         } else if (!this.#settled) {
           this.#parentSignal = parentSignal;
-          parentSignal.addEventListener('abort', this, { once: true });
+          watchAbort(parentSignal, this);
         }
       }
     }
@@ -88,7 +89,7 @@ export class OpossumCall implements Scope, OpossumCallContext {
     const parentSignal = this.#parentSignal;
     if (parentSignal !== undefined) {
       this.#parentSignal = undefined;
-      parentSignal.removeEventListener('abort', this);
+      unwatchAbort(parentSignal, this);
     }
   }
 

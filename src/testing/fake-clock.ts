@@ -4,6 +4,7 @@ interface FakeTimer {
   readonly id: number;
   readonly at: number;
   readonly callback: () => void;
+  keepAlive: boolean;
 }
 
 /** Lets every pending promise callback run: one macrotask turn drains the microtask queue. */
@@ -45,7 +46,7 @@ export class FakeClock implements Clock {
   schedule(callback: () => void, delayMs: number): TimerHandle {
     const delay = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
     const id = ++this.#seq;
-    this.#timers.set(id, { id, at: this.#now + delay, callback });
+    this.#timers.set(id, { id, at: this.#now + delay, callback, keepAlive: true });
     return id;
   }
 
@@ -54,8 +55,25 @@ export class FakeClock implements Clock {
     this.#timers.delete(handle as number);
   }
 
-  /** How many timers are scheduled and not yet run or cancelled. */
+  /** Marks a timer as keeping the process alive or not, like Node's `ref()` / `unref()`. */
+  keepAlive(handle: TimerHandle, keepAlive: boolean): void {
+    const timer = this.#timers.get(handle as number);
+    if (timer !== undefined) timer.keepAlive = keepAlive;
+  }
+
+  /**
+   * How many timers are scheduled that would keep a process alive: the ones to
+   * assert 0 at the end of a test. An idle timeout policy may leave one
+   * unreferenced timer that ends by itself (see {@link FakeClock.scheduledTimers}).
+   */
   get pendingTimers(): number {
+    let n = 0;
+    for (const timer of this.#timers.values()) if (timer.keepAlive) n++;
+    return n;
+  }
+
+  /** How many timers are scheduled at all, referenced or not. */
+  get scheduledTimers(): number {
     return this.#timers.size;
   }
 
