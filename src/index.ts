@@ -20,6 +20,9 @@ export {
 export type { Disposer, Event, Listener } from './events.ts';
 export type { ExecuteOptions, ExtraResult, Outcome, Policy, Work, WorkContext } from './policy.ts';
 export { pipeline, Pipeline, type PipelineOptions, type SettledEvent } from './pipeline.ts';
+// The layer protocol, for writing a custom policy (see docs/reference/pipeline.md).
+export type { Chain, Scope } from './policy.ts';
+export { PolicyBase } from './pipeline.ts';
 export {
   timeout,
   TimeoutPolicy,

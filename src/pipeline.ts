@@ -51,8 +51,8 @@ export function executeLayers<T>(
 }
 
 /**
- * Base class of the built-in policies: `execute` and `wrap` in terms of `_run`.
- * @internal
+ * Base class of the built-in policies, and of custom ones: it provides
+ * `execute` and `wrap` in terms of `_run`.
  */
 export abstract class PolicyBase<R = never> implements Policy<R> {
   abstract readonly kind: string;

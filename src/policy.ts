@@ -49,8 +49,9 @@ export interface Policy<R = never> {
    */
   wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T | R>;
   /**
-   * Internal layer protocol: run this policy as layer `index` of `chain`.
-   * @internal
+   * Layer protocol: run this policy as layer `index` of `chain`, handing the call
+   * on with `chain.next(index + 1, scope, attempt)`. Pipelines call it; to write a
+   * custom policy, extend `PolicyBase` (docs/reference/pipeline.md).
    */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R>;
 }
@@ -60,17 +61,13 @@ export type ExtraResult<P> = P extends { readonly '~extra'?: () => infer R } ? R
 
 /**
  * A cancellation scope: the signal the layers below see. Its signal may be
- * created on first read (see the timeout policy).
- * @internal
+ * created on first read (see the timeout policy), so read it only when needed.
  */
 export interface Scope {
   readonly signal: AbortSignal;
 }
 
-/**
- * One call travelling through a list of layers.
- * @internal
- */
+/** One call travelling through a list of layers (the layer protocol). */
 export abstract class Chain<T = unknown> {
   /** The caller's own signal, if any: policies never treat its abort as a failure. */
   abstract readonly callerSignal: AbortSignal | undefined;
