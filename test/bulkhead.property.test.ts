@@ -3,38 +3,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bulkhead, type Clock, isBulkheadRejectedError, pipeline, type Policy, timeout, TimeoutError } from '../src/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
+import { countingClock } from './helpers.ts';
 
-/** Runs every timer, letting promise callbacks schedule new ones first. */
-async function runAllTimers(clock: FakeClock): Promise<void> {
-  for (let i = 0; i < 100_000; i++) {
-    await clock.flush();
-    if (!(await clock.next())) return;
-  }
-  throw new Error('timers keep coming');
-}
 
-/** A view of `clock` that counts the timers scheduled through it and still pending. */
-function countingClock(clock: FakeClock): Clock & { readonly pending: number } {
-  const live = new Set<unknown>();
-  return {
-    now: () => clock.now(),
-    schedule(callback, delayMs) {
-      const handle: unknown = clock.schedule(() => {
-        live.delete(handle);
-        callback();
-      }, delayMs);
-      live.add(handle);
-      return handle;
-    },
-    cancel(handle) {
-      live.delete(handle);
-      clock.cancel(handle);
-    },
-    get pending() {
-      return live.size;
-    },
-  };
-}
 
 type Outcome = 'ok' | 'fail' | 'sync-throw' | 'non-error';
 
@@ -178,7 +149,7 @@ describe('bulkhead (properties)', () => {
           });
           checkQueue();
         }
-        await runAllTimers(clock);
+        await clock.runAll(100_000);
         expect(violations).toEqual([]);
         for (const r of records) {
           expect(r.settled).toBe(1);

@@ -1,4 +1,5 @@
 /** Shared test helpers. */
+import type { Clock } from '../src/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 
 /** Tracks how a promise settled, without ever leaving a rejection unhandled. */
@@ -54,4 +55,27 @@ export function abortListenerCount(signal: AbortSignal): number {
   const kEvents = symbols.find((s) => s.description === 'kEvents');
   const events = kEvents ? (signal as unknown as Record<symbol, Map<string, { size: number }>>)[kEvents] : undefined;
   return events?.get('abort')?.size ?? 0;
+}
+
+/** A view of `clock` that counts the timers scheduled through it and still pending. */
+export function countingClock(clock: FakeClock): Clock & { readonly pending: number } {
+  const live = new Set<unknown>();
+  return {
+    now: () => clock.now(),
+    schedule(callback, delayMs) {
+      const handle: unknown = clock.schedule(() => {
+        live.delete(handle);
+        callback();
+      }, delayMs);
+      live.add(handle);
+      return handle;
+    },
+    cancel(handle) {
+      live.delete(handle);
+      clock.cancel(handle);
+    },
+    get pending() {
+      return live.size;
+    },
+  };
 }

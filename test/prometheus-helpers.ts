@@ -47,3 +47,18 @@ export function value(samples: readonly Sample[], name: string, labels: Record<s
   }
   return found[0]!.value;
 }
+
+/** The metric families of the contract (docs/metrics.md), stated here independently of the source. */
+export const FAMILIES = [
+  'calls_total',
+  'call_duration_seconds',
+  'circuit_state',
+  'circuit_transitions_total',
+  'bulkhead_active',
+  'bulkhead_queued',
+  'bulkhead_rejections_total',
+  'retries_total',
+  'retry_budget_exhausted_total',
+  'timeouts_total',
+  'fallbacks_total',
+];

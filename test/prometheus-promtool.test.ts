@@ -22,7 +22,7 @@ import {
 import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { delayed, never, track } from './helpers.ts';
-import { parseExposition } from './prometheus-helpers.ts';
+import { parseExposition, FAMILIES } from './prometheus-helpers.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const skip = process.env.BREAKWATER_SKIP_PROMETHEUS === '1';
@@ -40,19 +40,6 @@ function promtool(args: string[], input?: string): { status: number | null; outp
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
-const FAMILIES = [
-  'calls_total',
-  'call_duration_seconds',
-  'circuit_state',
-  'circuit_transitions_total',
-  'bulkhead_active',
-  'bulkhead_queued',
-  'bulkhead_rejections_total',
-  'retries_total',
-  'retry_budget_exhausted_total',
-  'timeouts_total',
-  'fallbacks_total',
-];
 
 /** A registry with every family populated and every outcome counted, on two pipelines and two sinks. */
 async function busyRegistry(): Promise<Registry> {

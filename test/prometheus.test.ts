@@ -6,22 +6,9 @@ import { DEFAULT_BUCKETS_SECONDS, type PrometheusMetrics, prometheusMetrics } fr
 import type { Disposer } from '../src/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { delayed, never, track } from './helpers.ts';
-import { scrape, select, value } from './prometheus-helpers.ts';
+import { scrape, select, value, FAMILIES } from './prometheus-helpers.ts';
 
 const OUTCOMES: Outcome[] = ['success', 'failure', 'timeout', 'fallback', 'cancelled', 'rejected'];
-const FAMILIES = [
-  'calls_total',
-  'call_duration_seconds',
-  'circuit_state',
-  'circuit_transitions_total',
-  'bulkhead_active',
-  'bulkhead_queued',
-  'bulkhead_rejections_total',
-  'retries_total',
-  'retry_budget_exhausted_total',
-  'timeouts_total',
-  'fallbacks_total',
-];
 
 /** Runs one call per requested outcome through `p`, driving `clock`; each call takes `durationMs`. */
 async function drive(p: Pipeline<unknown>, clock: FakeClock, outcome: Outcome, durationMs = 0): Promise<void> {

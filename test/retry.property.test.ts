@@ -15,38 +15,9 @@ import {
   timeout,
 } from '../src/index.ts';
 import { FakeClock, seededRandom } from '../src/testing/index.ts';
+import { countingClock } from './helpers.ts';
 
-/** Runs every timer, letting promise callbacks schedule new ones first. */
-async function runAllTimers(clock: FakeClock): Promise<void> {
-  for (let i = 0; i < 100_000; i++) {
-    await clock.flush();
-    if (!(await clock.next())) return;
-  }
-  throw new Error('timers keep coming');
-}
 
-/** A view of `clock` that counts the timers scheduled through it and still pending. */
-function countingClock(clock: FakeClock): Clock & { readonly pending: number } {
-  const live = new Set<unknown>();
-  return {
-    now: () => clock.now(),
-    schedule(callback, delayMs) {
-      const handle: unknown = clock.schedule(() => {
-        live.delete(handle);
-        callback();
-      }, delayMs);
-      live.add(handle);
-      return handle;
-    },
-    cancel(handle) {
-      live.delete(handle);
-      clock.cancel(handle);
-    },
-    get pending() {
-      return live.size;
-    },
-  };
-}
 
 const schedule: fc.Arbitrary<BackoffSchedule> = fc.oneof(
   fc.record({ ms: fc.constantFrom(0, 0, 1, 10, 75), jitter: fc.constantFrom<'none' | 'full' | 'equal'>('none', 'full', 'equal') }).map((o) => constant(o)),
@@ -160,7 +131,7 @@ describe('retry (properties)', () => {
                 afterSettle();
               },
             );
-          await runAllTimers(clock);
+          await clock.runAll(100_000);
           expect(violations).toEqual([]);
           expect(settled).toBe(1);
           expect(starts.length).toBeGreaterThanOrEqual(1);
