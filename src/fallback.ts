@@ -33,7 +33,8 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
   readonly #value: F | undefined;
   readonly #factory: ((context: FallbackContext) => F | PromiseLike<F>) | undefined;
   readonly #handle: ((error: unknown) => boolean) | undefined;
-  readonly #fallback = new Emitter<FallbackEvent>();
+  // Created on first subscription: an unobserved policy holds no emitter (~180 B).
+  #fallback: Emitter<FallbackEvent> | undefined;
 
   /** Use {@link fallback} instead. @internal */
   constructor(options: FallbackOptions<F>) {
@@ -45,7 +46,7 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
 
   /** Fires each time the fallback replaces an error. */
   get onFallback(): Event<FallbackEvent> {
-    return this.#fallback.subscribe;
+    return (this.#fallback ??= new Emitter()).subscribe;
   }
 
   /** @internal */
@@ -62,7 +63,8 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
       if (scope !== undefined && scope.signal.aborted) throw error; // the layer above gave up on this attempt: its result goes nowhere
       if (this.#handle !== undefined && !this.#handle(error)) throw error;
       chain.markFallback();
-      if (this.#fallback.active) this.#fallback.emit({ error });
+      const emitter = this.#fallback;
+      if (emitter !== undefined && emitter.active) emitter.emit({ error });
       if (this.#factory === undefined) return this.#value as F;
       const signal = scope !== undefined ? scope.signal : new AbortController().signal;
       return this.#factory({ error, signal });

@@ -58,10 +58,10 @@ export abstract class PolicyBase<R = never> implements Policy<R> {
   abstract readonly kind: string;
   declare readonly '~extra'?: () => R;
   abstract _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R>;
-  readonly #self: readonly Policy<unknown>[] = [this as Policy<unknown>];
+  #self: readonly Policy<unknown>[] | undefined; // made on first execute: most policies only run inside pipelines
 
   execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
-    return executeLayers<T | R>(this.kind, this.#self, fn, options).promise;
+    return executeLayers<T | R>(this.kind, (this.#self ??= [this as Policy<unknown>]), fn, options).promise;
   }
 
   wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T | R> {
@@ -107,8 +107,9 @@ export class Pipeline<R = never> implements Policy<R> {
   /** The policies, outermost first. */
   readonly policies: readonly Policy<unknown>[];
   readonly #clock: Clock;
-  readonly #settled = new Emitter<SettledEvent>();
-  readonly #disposed = new Emitter<void>();
+  // Emitters are created on first subscription: an unobserved pipeline holds none (~180 B each).
+  #settled: Emitter<SettledEvent> | undefined;
+  #disposed: Emitter<void> | undefined;
 
   /** Use {@link pipeline} instead. @internal */
   constructor(options: PipelineOptions, policies: readonly Policy<unknown>[]) {
@@ -122,22 +123,22 @@ export class Pipeline<R = never> implements Policy<R> {
    * when nobody listens, calls are not timed at all.
    */
   get onSettled(): Event<SettledEvent> {
-    return this.#settled.subscribe;
+    return (this.#settled ??= new Emitter()).subscribe;
   }
 
   /** Fires when {@link Pipeline.dispose} is called: metrics sinks drop this pipeline's series. */
   get onDispose(): Event<void> {
-    return this.#disposed.subscribe;
+    return (this.#disposed ??= new Emitter()).subscribe;
   }
 
   /** Tells attached telemetry this pipeline is gone, so its series can be removed. */
   dispose(): void {
-    this.#disposed.emit(undefined);
+    this.#disposed?.emit(undefined);
   }
 
   execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
     const settled = this.#settled;
-    if (!settled.active) return executeLayers<T | R>('pipeline', this.policies, fn, options).promise;
+    if (settled === undefined || !settled.active) return executeLayers<T | R>('pipeline', this.policies, fn, options).promise;
     const clock = this.#clock;
     const startedAt = clock.now();
     const { chain, promise } = executeLayers<T | R>('pipeline', this.policies, fn, options);
@@ -161,7 +162,7 @@ export class Pipeline<R = never> implements Policy<R> {
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R> {
     const nested = new NestedChain<T>(chain, index, this.policies);
     const settled = this.#settled;
-    if (!settled.active) return start(nested, 0, scope, attempt);
+    if (settled === undefined || !settled.active) return start(nested, 0, scope, attempt);
     const clock = this.#clock;
     const startedAt = clock.now();
     return start(nested, 0, scope, attempt).then(

@@ -221,8 +221,9 @@ export class TimeoutPolicy extends PolicyBase {
   /** @internal */
   readonly queue: DeadlineQueue;
   readonly #clock: Clock;
-  readonly #timeout = new Emitter<TimeoutEvent>();
-  readonly #late = new Emitter<LateRejectionEvent>();
+  // Emitters are created on first subscription: an unobserved policy holds none (~180 B each).
+  #timeout: Emitter<TimeoutEvent> | undefined;
+  #late: Emitter<LateRejectionEvent> | undefined;
 
   /** Use {@link timeout} instead. @internal */
   constructor(options: TimeoutOptions) {
@@ -234,22 +235,24 @@ export class TimeoutPolicy extends PolicyBase {
 
   /** Fires when a call's deadline expires. */
   get onTimeout(): Event<TimeoutEvent> {
-    return this.#timeout.subscribe;
+    return (this.#timeout ??= new Emitter()).subscribe;
   }
 
   /** Fires when work abandoned by an expired deadline rejects later; that rejection is otherwise swallowed. */
   get onLateRejection(): Event<LateRejectionEvent> {
-    return this.#late.subscribe;
+    return (this.#late ??= new Emitter()).subscribe;
   }
 
   /** @internal */
   timedOut(attempt: number): void {
-    if (this.#timeout.active) this.#timeout.emit({ timeoutMs: this.ms, attempt });
+    const emitter = this.#timeout;
+    if (emitter !== undefined && emitter.active) emitter.emit({ timeoutMs: this.ms, attempt });
   }
 
   /** @internal */
   lateRejection(error: unknown): void {
-    if (this.#late.active) this.#late.emit({ error });
+    const emitter = this.#late;
+    if (emitter !== undefined && emitter.active) emitter.emit({ error });
   }
 
   /** @internal */
