@@ -1,0 +1,87 @@
+/**
+ * Breakwater configured for the benchmarks: each policy alone, and the full
+ * pipeline in the recommended order (fallback → bulkhead → retry → breaker →
+ * timeout), with metrics off and on.
+ */
+import { Registry } from 'prom-client';
+import * as bw from '../../src/index.ts';
+import { prometheusMetrics } from '../../src/prometheus/index.ts';
+import { TIMEOUT_MS } from './peers.ts';
+import type { Subject } from './subject.ts';
+import { work } from './work.ts';
+
+type AnyPolicy = bw.Policy<unknown>;
+
+/** The breaker type the benchmarks use. */
+export type BreakerLike = bw.CircuitBreakerPolicy;
+
+/** A breaker with default options. */
+export function defaultBreaker(): BreakerLike {
+  return bw.circuitBreaker();
+}
+
+/** A breaker that never opens however many calls fail (it never reaches `minimumCalls`). */
+export function neverOpeningBreaker(): BreakerLike {
+  return bw.circuitBreaker({ minimumCalls: Number.MAX_SAFE_INTEGER });
+}
+
+/** A breaker that opens on its first failure and stays open for an hour. */
+export function trippingBreaker(): BreakerLike {
+  return bw.circuitBreaker({ minimumCalls: 1, failureRateThreshold: 0.5, halfOpenAfterMs: 3_600_000 });
+}
+
+/** The five policies of the recommended pipeline, fresh. */
+export function fivePolicies() {
+  return [
+    bw.fallback({ value: 0 }),
+    bw.bulkhead({ maxConcurrent: 1_000, maxQueue: 1_000 }),
+    bw.retry({ maxAttempts: 3 }),
+    defaultBreaker(),
+    bw.timeout({ ms: TIMEOUT_MS }),
+  ] as const;
+}
+
+/** The full pipeline, optionally reported to Prometheus through a fresh registry. */
+export function fullPipeline(name = 'bench', metrics = false): bw.Pipeline<number> {
+  const p = bw.pipeline({ name }, ...fivePolicies());
+  if (metrics) prometheusMetrics({ registry: new Registry() }).attach(p);
+  return p;
+}
+
+function subject(id: string, label: string, policy: AnyPolicy): Subject {
+  return { id, label, library: 'breakwater', call: () => policy.execute(work) };
+}
+
+/** Each Breakwater policy alone, on the success path. */
+export function singlePolicySubjects(): Subject[] {
+  return [
+    subject('bw.timeout', 'timeout', bw.timeout({ ms: TIMEOUT_MS })),
+    subject('bw.fallback', 'fallback', bw.fallback({ value: 0 })),
+    subject('bw.bulkhead', 'bulkhead', bw.bulkhead({ maxConcurrent: 1_000, maxQueue: 1_000 })),
+    subject('bw.retry', 'retry', bw.retry({ maxAttempts: 3 })),
+    subject('bw.breaker', 'circuitBreaker', defaultBreaker()),
+  ];
+}
+
+/** Extra rows: not targets, but what people ask next. */
+export function extraSubjects(): Subject[] {
+  const budget = bw.retryBudget();
+  const p = fullPipeline('bench-signal');
+  return [
+    subject('bw.retry+budget', 'retry with a retry budget', bw.retry({ maxAttempts: 3, budget })),
+    {
+      id: 'bw.pipeline.signal',
+      label: 'full pipeline, work reads its signal',
+      library: 'breakwater',
+      call: () => p.execute(({ signal }) => (signal.aborted ? -1 : work())),
+    },
+  ];
+}
+
+/** The full pipeline with metrics off and on. */
+export function pipelineSubjects(): Subject[] {
+  return [
+    subject('bw.pipeline', 'full pipeline, metrics off', fullPipeline('bench-off')),
+    subject('bw.pipeline+metrics', 'full pipeline, metrics on', fullPipeline('bench-on', true)),
+  ];
+}
