@@ -7,6 +7,8 @@ export type Disposer = () => void;
 /** Subscribes a listener and returns its {@link Disposer}. */
 export type Event<E> = (listener: Listener<E>) => Disposer;
 
+const NONE: readonly never[] = Object.freeze([]);
+
 /**
  * A tiny listener set. Policies test {@link Emitter.active} before building a
  * payload, so an event nobody listens to costs one property read.
@@ -14,12 +16,17 @@ export type Event<E> = (listener: Listener<E>) => Disposer;
  * is rethrown on a later microtask, where the process's normal handling sees it.
  */
 export class Emitter<E> {
-  private listeners: Listener<E>[] = [];
+  private listeners: readonly Listener<E>[] = NONE;
+  private subscriber: Event<E> | undefined;
   /** True while at least one listener is subscribed. */
   active = false;
 
-  /** The subscribe function to expose as `onSomething`. */
-  readonly subscribe: Event<E> = (listener) => {
+  /** The subscribe function to expose as `onSomething` (made on first use, then reused). */
+  get subscribe(): Event<E> {
+    return (this.subscriber ??= (listener) => this.add(listener));
+  }
+
+  private add(listener: Listener<E>): Disposer {
     if (typeof listener !== 'function') {
       throw new TypeError(`listener must be a function; received ${describe(listener)}`);
     }
@@ -31,11 +38,12 @@ export class Emitter<E> {
       done = true;
       const index = this.listeners.indexOf(listener);
       if (index >= 0) {
-        this.listeners = this.listeners.filter((_, i) => i !== index);
-        this.active = this.listeners.length > 0;
+        const rest = this.listeners.filter((_, i) => i !== index);
+        this.listeners = rest.length > 0 ? rest : NONE;
+        this.active = rest.length > 0;
       }
     };
-  };
+  }
 
   /** Calls every listener with `event`. */
   emit(event: E): void {
