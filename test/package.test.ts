@@ -25,7 +25,9 @@ function node(args: string[]): string {
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'breakwater-pack-'));
-  const out = execFileSync(npm, ['pack', '--json', '--pack-destination', dir], { cwd: root, encoding: 'utf8' });
+  // Build first, then pack without lifecycle scripts, so the build's output cannot mix into the JSON.
+  execFileSync(npm, ['run', 'build'], { cwd: root, stdio: 'ignore' });
+  const out = execFileSync(npm, ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: root, encoding: 'utf8' });
   const packed = JSON.parse(out.slice(out.indexOf('['))) as { filename: string; files: { path: string }[] }[];
   const tarball = join(dir, packed[0]!.filename);
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
