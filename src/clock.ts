@@ -25,14 +25,14 @@ export type TimerHandle = unknown;
 /** A source of uniformly distributed numbers in `[0, 1)`, like `Math.random`. */
 export type RandomSource = () => number;
 
-const perf = performance; // read the global once: each access goes through a lazy accessor
-
 /**
  * The real clock: `performance.now()` for time, `setTimeout` for timers.
  * Timers it creates keep the process alive, because a caller is awaiting each of them.
+ * The globals are looked up on every call, not cached, so test tools that replace
+ * them (vi.useFakeTimers, @sinonjs/fake-timers) drive this clock too.
  */
 export const systemClock: Clock = Object.freeze({
-  now: () => perf.now(),
+  now: () => performance.now(),
   schedule: (callback: () => void, delayMs: number): TimerHandle => setTimeout(callback, delayMs),
   cancel: (handle: TimerHandle): void => clearTimeout(handle as ReturnType<typeof setTimeout>),
   keepAlive: (handle: TimerHandle, keepAlive: boolean): void => {
