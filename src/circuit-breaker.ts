@@ -200,21 +200,20 @@ const HALF_OPEN_MESSAGE = 'the circuit is half-open and every probe slot is take
  * the breaker, not at a fault. The message, `code` and `retryAfterMs` say it all.
  */
 function broken(retryAfterMs: number, message: string): BrokenCircuitError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new BrokenCircuitError(retryAfterMs, message);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
+  return stackless(() => new BrokenCircuitError(retryAfterMs, message));
 }
 
 /** The isolated-circuit refusal, built without a stack trace like {@link broken}. */
 function isolated(): IsolatedCircuitError {
+  return stackless(() => new IsolatedCircuitError());
+}
+
+/** Builds an error with stack capture off, restoring the limit whatever happens. */
+function stackless<E extends Error>(make: () => E): E {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return new IsolatedCircuitError();
+    return make();
   } finally {
     Error.stackTraceLimit = limit;
   }

@@ -139,19 +139,9 @@ export class Pipeline<R = never> implements Policy<R> {
   execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
     const settled = this.#settled;
     if (settled === undefined || !settled.active) return executeLayers<T | R>('pipeline', this.policies, fn, options).promise;
-    const clock = this.#clock;
-    const startedAt = clock.now();
+    const startedAt = this.#clock.now();
     const { chain, promise } = executeLayers<T | R>('pipeline', this.policies, fn, options);
-    return promise.then(
-      (value) => {
-        settled.emit({ outcome: outcomeOf(chain, true, undefined), durationMs: clock.now() - startedAt, error: undefined });
-        return value;
-      },
-      (error: unknown) => {
-        settled.emit({ outcome: outcomeOf(chain, false, error), durationMs: clock.now() - startedAt, error });
-        throw error;
-      },
-    );
+    return this.#observe(promise, chain, settled, startedAt);
   }
 
   wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T | R> {
@@ -163,15 +153,20 @@ export class Pipeline<R = never> implements Policy<R> {
     const nested = new NestedChain<T>(chain, index, this.policies);
     const settled = this.#settled;
     if (settled === undefined || !settled.active) return start(nested, 0, scope, attempt);
+    const startedAt = this.#clock.now();
+    return this.#observe(start(nested, 0, scope, attempt), nested, settled, startedAt);
+  }
+
+  /** Reports the call's outcome and duration through `onSettled`, passing its result on. */
+  #observe<V>(promise: Promise<V>, chain: Chain<unknown>, settled: Emitter<SettledEvent>, startedAt: number): Promise<V> {
     const clock = this.#clock;
-    const startedAt = clock.now();
-    return start(nested, 0, scope, attempt).then(
+    return promise.then(
       (value) => {
-        settled.emit({ outcome: outcomeOf(nested, true, undefined), durationMs: clock.now() - startedAt, error: undefined });
+        settled.emit({ outcome: outcomeOf(chain, true, undefined), durationMs: clock.now() - startedAt, error: undefined });
         return value;
       },
       (error: unknown) => {
-        settled.emit({ outcome: outcomeOf(nested, false, error), durationMs: clock.now() - startedAt, error });
+        settled.emit({ outcome: outcomeOf(chain, false, error), durationMs: clock.now() - startedAt, error });
         throw error;
       },
     );
