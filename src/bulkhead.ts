@@ -2,7 +2,7 @@ import { unwatchAbort, watchAbort } from './abort.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { BulkheadRejectedError } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, start } from './policy.ts';
+import { type Chain, type Scope, settlesPromptly, start } from './policy.ts';
 import { PolicyBase } from './pipeline.ts';
 import { checkOptions, clock as clockCheck, duration, integer, received } from './validate.ts';
 
@@ -179,7 +179,7 @@ export class BulkheadPolicy extends PolicyBase {
       watchAbort(signal, call);
     }
     if (this.queueTimeoutMs !== undefined) {
-      call.deadline = this.#clock.now() + this.queueTimeoutMs;
+      call.deadline = chain._now(this.#clock) + this.queueTimeoutMs;
       // Every call waits the same time, so deadlines come in queue order: one
       // timer, armed for the oldest waiting call, serves the whole queue.
       if (this.#timer === undefined) this.#timer = this.#clock.schedule(this.#expire, this.queueTimeoutMs);
@@ -247,6 +247,7 @@ export class BulkheadPolicy extends PolicyBase {
     }
   };
 }
+settlesPromptly(BulkheadPolicy);
 
 /**
  * Limits how many calls run at once (`maxConcurrent`) and how many may wait for

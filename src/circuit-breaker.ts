@@ -13,7 +13,7 @@ import { type Clock, type RandomSource, systemClock, systemRandom } from './cloc
 import { BrokenCircuitError, IsolatedCircuitError, isRejection } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
 import { PolicyBase } from './pipeline.ts';
-import { type Chain, type Scope, start } from './policy.ts';
+import { type Chain, type Scope, settlesPromptly, start } from './policy.ts';
 import {
   type Check,
   checkOptions,
@@ -407,18 +407,18 @@ export class CircuitBreakerPolicy extends PolicyBase {
       probe = true;
     }
     const generation = this.#generation;
-    const startedAt = this.#timed() ? this.#clock.now() : NaN;
+    const startedAt = this.#timed() ? chain._now(this.#clock) : NaN;
     // One derived promise, no extra layer. (Returning the inner promise with the
     // bookkeeping on a side branch would save the rethrow below, about 0.5 µs per
     // failure, but the side branch would mark the work's promise as handled, so an
     // unawaited failing call would no longer report an unhandled rejection.)
     return start(chain, index + 1, scope, attempt).then(
       (value) => {
-        this.#settle(generation, probe, startedAt, SUCCEEDED, undefined);
+        this.#settle(chain, index, generation, probe, startedAt, SUCCEEDED, undefined);
         return value;
       },
       (error: unknown) => {
-        this.#settle(generation, probe, startedAt, chain.isCallerAbort(error) ? IGNORED : FAILED, error);
+        this.#settle(chain, index, generation, probe, startedAt, chain.isCallerAbort(error) ? IGNORED : FAILED, error);
         throw error;
       },
     );
@@ -449,12 +449,13 @@ export class CircuitBreakerPolicy extends PolicyBase {
     return error;
   }
 
-  #settle(generation: number, probe: boolean, startedAt: number, result: number, error: unknown): void {
+  #settle(chain: Chain<unknown>, index: number, generation: number, probe: boolean, startedAt: number, result: number, error: unknown): void {
     if (result === FAILED && !this.#counts(error)) result = IGNORED;
     let now = NaN;
     let slow = false;
     if (startedAt === startedAt) {
       now = this.#clock.now();
+      chain._settledAt(this.#clock, now, index);
       const durationMs = now - startedAt;
       slow = this.#slowCallMs > 0 && durationMs >= this.#slowCallMs;
       if (result === SUCCEEDED) {
@@ -479,7 +480,10 @@ export class CircuitBreakerPolicy extends PolicyBase {
     }
     const code = (result === FAILED ? FAILURE : 0) | (slow ? SLOW : 0);
     const window = this.#window;
-    if (window.needsNow && now !== now) now = this.#clock.now();
+    if (window.needsNow && now !== now) {
+      now = this.#clock.now();
+      chain._settledAt(this.#clock, now, index);
+    }
     window.record(now, code);
     if (code === 0 || window.calls < this.#minimumCalls) return;
     if (window.failures / window.calls >= this.#failureRateThreshold) this.#open('failure-rate', now);
@@ -538,6 +542,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     if (emitter !== undefined && emitter.active) emitter.emit({ from, to, reason });
   }
 }
+settlesPromptly(CircuitBreakerPolicy);
 
 // ---------------------------------------------------------------------------
 // Validation

@@ -1,3 +1,5 @@
+import { userCodeRuns } from './moment.ts';
+
 /** A function called with an event's payload. */
 export type Listener<E> = (event: E) => void;
 
@@ -47,6 +49,7 @@ export class Emitter<E> {
 
   /** Calls every listener with `event`. */
   emit(event: E): void {
+    userCodeRuns();
     const listeners = this.listeners; // copy-on-write: safe if a listener unsubscribes
     for (let i = 0; i < listeners.length; i++) {
       try {

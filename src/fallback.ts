@@ -1,5 +1,5 @@
 import { Emitter, type Event } from './events.ts';
-import type { Chain, Scope } from './policy.ts';
+import { type Chain, type Scope, settlesPromptly, userCodeRuns } from './policy.ts';
 import { PolicyBase } from './pipeline.ts';
 import { any, checkOptions, fn } from './validate.ts';
 
@@ -58,6 +58,7 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
       inner = Promise.reject(error);
     }
     return inner.then(undefined, (error: unknown) => {
+      userCodeRuns(); // `handle` and the factory may run below
       // The caller's own abort is never replaced: they asked to stop.
       if (chain.isCallerAbort(error)) throw error;
       if (scope !== undefined && scope.signal.aborted) throw error; // the layer above gave up on this attempt: its result goes nowhere
@@ -71,6 +72,7 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
     });
   }
 }
+settlesPromptly(FallbackPolicy);
 
 /**
  * Replaces a failed call's error with a value: a constant (`value`) or one made

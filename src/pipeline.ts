@@ -14,6 +14,7 @@ import {
   outcomeOf,
   raceAbort,
   RootChain,
+  SETTLES_PROMPTLY,
   start,
 } from './policy.ts';
 import { checkOptions, clock as clockCheck, satisfies } from './validate.ts';
@@ -38,16 +39,23 @@ export function executeLayers<T>(
   layers: readonly Policy<unknown>[],
   fn: Work<T>,
   options: ExecuteOptions | undefined,
-): { chain: RootChain<T>; promise: Promise<T> } {
+  timing?: Clock,
+): { chain: RootChain<T>; promise: Promise<T>; startedAt: number } {
   if (typeof fn !== 'function') {
     throw new TypeError(`${owner}.execute: the work must be a function; received ${fn === null ? 'null' : typeof fn}`);
   }
   const signal = callerSignalOf(owner, options);
   const chain = new RootChain(fn, layers, signal);
-  if (signal === undefined) return { chain, promise: start(chain, 0, undefined, 1) };
-  if (signal.aborted) return { chain, promise: Promise.reject(signal.reason) };
-  const scope: Scope = { signal };
-  return { chain, promise: raceAbort(start(chain, 0, scope, 1), signal) };
+  chain._descending = true;
+  const startedAt = timing === undefined ? 0 : chain._now(timing);
+  let promise: Promise<T>;
+  if (signal === undefined) promise = start(chain, 0, undefined, 1);
+  else if (signal.aborted) promise = Promise.reject(signal.reason);
+  else promise = raceAbort(start(chain, 0, { signal }, 1), signal);
+  // The descent is over, whether it reached the work or stopped to wait (a
+  // bulkhead queue): layers reached from now on read the clock themselves.
+  chain._descending = false;
+  return { chain, promise, startedAt };
 }
 
 /**
@@ -107,6 +115,8 @@ export class Pipeline<R = never> implements Policy<R> {
   /** The policies, outermost first. */
   readonly policies: readonly Policy<unknown>[];
   readonly #clock: Clock;
+  /** How many leading layers are built-in policies (see `Chain._endTime`). */
+  readonly #prompt: number;
   // Emitters are created on first subscription: an unobserved pipeline holds none (~180 B each).
   #settled: Emitter<SettledEvent> | undefined;
   #disposed: Emitter<void> | undefined;
@@ -116,6 +126,9 @@ export class Pipeline<R = never> implements Policy<R> {
     this.name = options.name;
     this.#clock = options.clock ?? systemClock;
     this.policies = Object.freeze([...policies]);
+    let prompt = 0;
+    while (prompt < policies.length && (policies[prompt] as unknown as Partial<Record<symbol, unknown>>)[SETTLES_PROMPTLY] === true) prompt++;
+    this.#prompt = prompt;
   }
 
   /**
@@ -139,8 +152,7 @@ export class Pipeline<R = never> implements Policy<R> {
   execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
     const settled = this.#settled;
     if (settled === undefined || !settled.active) return executeLayers<T | R>('pipeline', this.policies, fn, options).promise;
-    const startedAt = this.#clock.now();
-    const { chain, promise } = executeLayers<T | R>('pipeline', this.policies, fn, options);
+    const { chain, promise, startedAt } = executeLayers<T | R>('pipeline', this.policies, fn, options, this.#clock);
     return this.#observe(promise, chain, settled, startedAt);
   }
 
@@ -153,20 +165,23 @@ export class Pipeline<R = never> implements Policy<R> {
     const nested = new NestedChain<T>(chain, index, this.policies);
     const settled = this.#settled;
     if (settled === undefined || !settled.active) return start(nested, 0, scope, attempt);
-    const startedAt = this.#clock.now();
+    const startedAt = nested._now(this.#clock);
     return this.#observe(start(nested, 0, scope, attempt), nested, settled, startedAt);
   }
 
   /** Reports the call's outcome and duration through `onSettled`, passing its result on. */
   #observe<V>(promise: Promise<V>, chain: Chain<unknown>, settled: Emitter<SettledEvent>, startedAt: number): Promise<V> {
     const clock = this.#clock;
+    const prompt = this.#prompt;
     return promise.then(
       (value) => {
-        settled.emit({ outcome: outcomeOf(chain, true, undefined), durationMs: clock.now() - startedAt, error: undefined });
+        const durationMs = chain._endTime(clock, prompt) - startedAt;
+        settled.emit({ outcome: outcomeOf(chain, true, undefined), durationMs, error: undefined });
         return value;
       },
       (error: unknown) => {
-        settled.emit({ outcome: outcomeOf(chain, false, error), durationMs: clock.now() - startedAt, error });
+        const durationMs = chain._endTime(clock, prompt) - startedAt;
+        settled.emit({ outcome: outcomeOf(chain, false, error), durationMs, error });
         throw error;
       },
     );

@@ -3,7 +3,7 @@ import { exponential, sanitizeDelay, type Schedule } from './backoff.ts';
 import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './clock.ts';
 import { isRejection } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, start } from './policy.ts';
+import { type Chain, type Scope, settlesPromptly, start, userCodeRuns } from './policy.ts';
 import { PolicyBase } from './pipeline.ts';
 import type { RetryBudget, RetryBudgetExhaustedEvent } from './retry-budget.ts';
 import {
@@ -236,7 +236,7 @@ export class RetryPolicy extends PolicyBase {
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, _attempt: number): Promise<T> {
     if (this.budget !== undefined) this.budget.recordFirstAttempt();
-    const startedAt = this.maxElapsedMs === undefined ? 0 : this._clock.now();
+    const startedAt = this.maxElapsedMs === undefined ? 0 : chain._now(this._clock);
     return start(chain, index + 1, scope, 1).then(undefined, (error: unknown) =>
       new RetryCall<T>(this, chain, index, scope, startedAt).first(error),
     );
@@ -248,6 +248,7 @@ export class RetryPolicy extends PolicyBase {
    * @internal
    */
   _decide(call: AttemptState, error: unknown): number {
+    userCodeRuns(); // `handle`, `retryAfter` and the budget may run below, and a retry waits
     // The caller asked to stop, or an outer layer (a timeout) gave up on this call.
     if (call.chain.isCallerAbort(error)) return -1;
     if (call.scope !== undefined && call.scope.signal.aborted) return -1;
@@ -277,6 +278,7 @@ export class RetryPolicy extends PolicyBase {
     return -1;
   }
 }
+settlesPromptly(RetryPolicy);
 
 /**
  * Calls the work again when it fails, up to `maxAttempts` calls in all, waiting

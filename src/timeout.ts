@@ -2,7 +2,7 @@ import { unwatchAbort, watchAbort } from './abort.ts';
 import { type Clock, type TimerHandle, systemClock } from './clock.ts';
 import { TimeoutError } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
-import type { Chain, Scope } from './policy.ts';
+import { type Chain, type Scope, settlesPromptly } from './policy.ts';
 import { PolicyBase } from './pipeline.ts';
 import { checkOptions, clock as clockCheck, duration } from './validate.ts';
 
@@ -146,11 +146,12 @@ class DeadlineQueue {
     this.clock = clock;
   }
 
-  add(call: TimedCall<unknown>): void {
+  /** Adds a call that started at `now` (the reading its deadline was computed from). */
+  add(call: TimedCall<unknown>, now: number): void {
     this.entries.push(call);
     this.live++;
     if (this.timer === undefined) {
-      if (!this.firing) this.arm(call.deadline);
+      if (!this.firing) this.arm(call.deadline, now);
     } else if (this.idle) {
       // The idle timer is due at an older deadline, never a later one (same duration,
       // monotonic clock): it fires early, finds this call not yet due and re-arms.
@@ -176,9 +177,9 @@ class DeadlineQueue {
     }
   }
 
-  private arm(deadline: number): void {
+  private arm(deadline: number, now: number): void {
     this.idle = false;
-    this.timer = this.clock.schedule(this.fire, Math.max(0, deadline - this.clock.now()));
+    this.timer = this.clock.schedule(this.fire, Math.max(0, deadline - now));
   }
 
   private readonly fire = (): void => {
@@ -208,7 +209,8 @@ class DeadlineQueue {
     // Skip calls that settled meanwhile, then arm for the oldest live deadline.
     while (this.head < this.entries.length && this.entries[this.head]!.settled) this.head++;
     const next = this.entries[this.head];
-    if (next !== undefined && this.timer === undefined) this.arm(next.deadline);
+    // A fresh reading: expiring calls ran their listeners.
+    if (next !== undefined && this.timer === undefined) this.arm(next.deadline, this.clock.now());
   };
 }
 
@@ -257,13 +259,14 @@ export class TimeoutPolicy extends PolicyBase {
 
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
-    const call = new TimedCall<T>(this, scope, attempt, this.#clock.now() + this.ms);
+    const now = chain._now(this.#clock);
+    const call = new TimedCall<T>(this, scope, attempt, now + this.ms);
     if (!call.link()) return Promise.reject(scope!.signal.reason);
     const promise = new Promise<T>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;
     });
-    this.queue.add(call as TimedCall<unknown>);
+    this.queue.add(call as TimedCall<unknown>, now);
     let inner: Promise<T>;
     try {
       inner = chain.next(index + 1, call, attempt);
@@ -274,6 +277,7 @@ export class TimeoutPolicy extends PolicyBase {
     return promise;
   }
 }
+settlesPromptly(TimeoutPolicy);
 
 /**
  * Rejects a call with `TimeoutError` when it has not settled within `ms`, and

@@ -31,6 +31,8 @@ import {
   timeout,
   type Work,
 } from '../../src/index.ts';
+import { PolicyBase } from '../../src/pipeline.ts';
+import { type Chain, type Scope, start } from '../../src/policy.ts';
 import { prometheusMetrics } from '../../src/prometheus/index.ts';
 import { FakeClock, seededRandom } from '../../src/testing/index.ts';
 import { abortListenerCount } from '../helpers.ts';
@@ -60,7 +62,13 @@ export type BackoffSpec =
 /** One policy of a random pipeline, with random valid options. */
 export type PolicySpec =
   | { readonly kind: 'timeout'; readonly ms: number }
-  | { readonly kind: 'fallback'; readonly mode: 'value' | 'factory' | 'asyncFactory'; readonly handle: 'all' | 'errorsOnly' | 'notTimeout' }
+  | {
+      readonly kind: 'fallback';
+      readonly mode: 'value' | 'factory' | 'asyncFactory' | 'slowFactory';
+      readonly handle: 'all' | 'errorsOnly' | 'notTimeout';
+    }
+  /** A custom (user-written) policy that waits `ms` on the way out, after its inner call settled. */
+  | { readonly kind: 'linger'; readonly ms: number }
   | {
       readonly kind: 'retry';
       readonly maxAttempts: number;
@@ -142,9 +150,10 @@ const rateArb = fc.integer({ min: 1, max: 10 }).map((n) => n / 10);
 
 const leafArb: fc.Arbitrary<PolicySpec> = fc.oneof(
   fc.record({ kind: fc.constant('timeout' as const), ms: fc.integer({ min: 1, max: 150 }) }),
+  fc.record({ kind: fc.constant('linger' as const), ms: fc.integer({ min: 1, max: 20 }) }),
   fc.record({
     kind: fc.constant('fallback' as const),
-    mode: fc.constantFrom('value' as const, 'factory' as const, 'asyncFactory' as const),
+    mode: fc.constantFrom('value' as const, 'factory' as const, 'asyncFactory' as const, 'slowFactory' as const),
     handle: fc.constantFrom('all' as const, 'errorsOnly' as const, 'notTimeout' as const),
   }),
   fc.record({
@@ -292,8 +301,12 @@ function build(specs: readonly PolicySpec[], clock: FakeClock, random: () => num
             spec.handle === 'all' ? undefined : spec.handle === 'errorsOnly' ? (e: unknown) => e instanceof Error : (e: unknown) => !isTimeoutError(e);
           if (spec.mode === 'value') return reuse(fallback({ value: 'fb', handle }));
           if (spec.mode === 'factory') return reuse(fallback({ factory: () => 'fb', handle }));
-          return reuse(fallback({ factory: () => Promise.resolve('fb'), handle }));
+          if (spec.mode === 'asyncFactory') return reuse(fallback({ factory: () => Promise.resolve('fb'), handle }));
+          // Takes 7 ms of virtual time, or stops with the signal's reason.
+          return reuse(fallback({ factory: ({ signal }) => sleep(clock, 7, signal).then(() => 'fb'), handle }));
         }
+        case 'linger':
+          return new LingerPolicy(clock, spec.ms);
         case 'retry': {
           maxInvocations *= spec.maxAttempts;
           const handle = spec.handle === 'default' ? undefined : spec.handle === 'all' ? () => true : (e: unknown) => e instanceof Error;
@@ -482,6 +495,10 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   };
   countEvents(root);
   for (const p of built.named) countEvents(p);
+  // The durations the root pipeline reports, to compare with what the callers saw.
+  const reportedDurations: number[] = [];
+  root.onSettled(({ durationMs }) => reportedDurations.push(durationMs));
+  const observedDurations: number[] = [];
 
   const shared = new AbortController();
   const calls: CallRecord[] = scenario.calls.map((spec, index) => ({
@@ -581,6 +598,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       }
       const signal = spec.signal === 'shared' ? shared.signal : controller?.signal;
       let promise: Promise<unknown>;
+      const startedAt = clock.now();
       try {
         promise = root.execute(workFor(call), signal === undefined ? undefined : { signal });
       } catch (error) {
@@ -589,6 +607,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       }
       const settle = (status: 'fulfilled' | 'rejected', value: unknown, error: unknown): void => {
         call.settledCount++;
+        observedDurations.push(clock.now() - startedAt);
         if (call.settledCount > 1) fail(`call ${call.index} settled ${call.settledCount} times`);
         call.status = status;
         call.value = value;
@@ -681,6 +700,14 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     }
   }
 
+  // 2b. The root pipeline times each call exactly as its caller saw it, in virtual
+  // time: its readings may be shared between layers (docs/design.md), but never
+  // across a wait, a fallback factory or a custom policy.
+  const byValue = (a: number, b: number): number => a - b;
+  const reported = reportedDurations.toSorted(byValue).join(',');
+  const observed = observedDurations.toSorted(byValue).join(',');
+  if (reported !== observed) fail(`the pipeline reported durations [${reported}] but the callers saw [${observed}]`);
+
   // 3. No unhandled rejection.
   if (unhandled.length > unhandledBefore) {
     fail(`unhandled rejection(s): ${unhandled.slice(unhandledBefore).map(String).join(', ')}`);
@@ -756,4 +783,49 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
 
   const outcomes = expected;
   return { violations, outcomes, pending };
+}
+
+/** Waits `ms` on `clock`, or rejects with the signal's reason as soon as it aborts. */
+function sleep(clock: FakeClock, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      clock.cancel(handle);
+      reject(signal!.reason);
+    };
+    const handle = clock.schedule(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * A custom policy, written as a user would (docs/reference/pipeline.md), that
+ * waits `ms` after its inner call settled before passing the result on: a
+ * pipeline timing the call must count that wait.
+ */
+class LingerPolicy extends PolicyBase {
+  readonly kind = 'linger';
+  readonly #clock: FakeClock;
+  readonly #ms: number;
+  constructor(clock: FakeClock, ms: number) {
+    super();
+    this.#clock = clock;
+    this.#ms = ms;
+  }
+  _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+    const signal = scope?.signal;
+    return start(chain, index + 1, scope, attempt).then(
+      (value) => sleep(this.#clock, this.#ms, signal).then(() => value),
+      (error: unknown) =>
+        sleep(this.#clock, this.#ms, signal).then(() => {
+          throw error;
+        }),
+    );
+  }
 }
