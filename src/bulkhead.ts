@@ -2,7 +2,7 @@ import { unwatchAbort, watchAbort } from './abort.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { BulkheadRejectedError } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, settlesPromptly, start } from './policy.ts';
+import { type Chain, type Scope, start, userCodeRuns } from './policy.ts';
 import { PolicyBase } from './pipeline.ts';
 import { checkOptions, clock as clockCheck, duration, integer, received } from './validate.ts';
 
@@ -142,6 +142,9 @@ export class BulkheadPolicy extends PolicyBase {
     return this.#reject.subscribe;
   }
 
+  /** Trust marker of the built-in policies (see `trustOf`). @internal */
+  _settlesPromptly(): void {}
+
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     if (this.#active < this.#maxConcurrent && this.#queued === 0) {
@@ -219,6 +222,7 @@ export class BulkheadPolicy extends PolicyBase {
       if (node === undefined) return;
       this._abandon(node);
       this.#active++;
+      userCodeRuns(); // the queued call's layers and work run now, inside the releasing call's settle path
       start(node.chain, node.index + 1, node.scope, node.attempt)
         .then(this.#settledOk, this.#settledError)
         .then(node.resolve, node.reject);
@@ -247,7 +251,6 @@ export class BulkheadPolicy extends PolicyBase {
     }
   };
 }
-settlesPromptly(BulkheadPolicy);
 
 /**
  * Limits how many calls run at once (`maxConcurrent`) and how many may wait for

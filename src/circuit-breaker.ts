@@ -13,7 +13,7 @@ import { type Clock, type RandomSource, systemClock, systemRandom } from './cloc
 import { BrokenCircuitError, IsolatedCircuitError, isRejection } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
 import { PolicyBase } from './pipeline.ts';
-import { type Chain, type Scope, settlesPromptly, start } from './policy.ts';
+import { type Chain, type Scope, start, userCodeRuns } from './policy.ts';
 import {
   type Check,
   checkOptions,
@@ -398,6 +398,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
     return { state, retryAfterMs, consecutiveOpens: this.#consecutiveOpens, lastOpenMs: this.#lastOpenMs };
   }
 
+  /** Trust marker of the built-in policies (see `trustOf`). @internal */
+  _settlesPromptly(): void {}
+
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     let probe = false;
@@ -455,7 +458,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     let slow = false;
     if (startedAt === startedAt) {
       now = this.#clock.now();
-      chain._settledAt(this.#clock, now, index);
+      chain._settledAt(this.#clock, now, index, this);
       const durationMs = now - startedAt;
       slow = this.#slowCallMs > 0 && durationMs >= this.#slowCallMs;
       if (result === SUCCEEDED) {
@@ -482,7 +485,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     const window = this.#window;
     if (window.needsNow && now !== now) {
       now = this.#clock.now();
-      chain._settledAt(this.#clock, now, index);
+      chain._settledAt(this.#clock, now, index, this);
     }
     window.record(now, code);
     if (code === 0 || window.calls < this.#minimumCalls) return;
@@ -494,6 +497,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   /** Runs `handle`; a `handle` that throws counts the error as a failure and reports its own error asynchronously. */
   #counts(error: unknown): boolean {
+    userCodeRuns(); // `handle` is user code: an outer pipeline must not reuse a reading taken before it
     try {
       return this.#handle(error) === true;
     } catch (bug) {
@@ -515,6 +519,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   /** Asks the schedule for the next open period; a schedule that throws keeps the last period (or the default). */
   #scheduled(schedule: Schedule, attempt: number): number {
+    userCodeRuns();
     try {
       return sanitizeDelay(schedule.delayMs(attempt, this.#lastOpenMs, this.#random));
     } catch (bug) {
@@ -542,7 +547,6 @@ export class CircuitBreakerPolicy extends PolicyBase {
     if (emitter !== undefined && emitter.active) emitter.emit({ from, to, reason });
   }
 }
-settlesPromptly(CircuitBreakerPolicy);
 
 // ---------------------------------------------------------------------------
 // Validation

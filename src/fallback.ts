@@ -1,5 +1,5 @@
 import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, settlesPromptly, userCodeRuns } from './policy.ts';
+import { type Chain, type Scope, userCodeRuns } from './policy.ts';
 import { PolicyBase } from './pipeline.ts';
 import { any, checkOptions, fn } from './validate.ts';
 
@@ -49,6 +49,9 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
     return (this.#fallback ??= new Emitter()).subscribe;
   }
 
+  /** Trust marker of the built-in policies (see `trustOf`). @internal */
+  _settlesPromptly(): void {}
+
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | F> {
     let inner: Promise<T>;
@@ -72,7 +75,6 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
     });
   }
 }
-settlesPromptly(FallbackPolicy);
 
 /**
  * Replaces a failed call's error with a value: a constant (`value`) or one made

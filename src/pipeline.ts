@@ -16,6 +16,7 @@ import {
   RootChain,
   SETTLES_PROMPTLY,
   start,
+  trustOf,
 } from './policy.ts';
 import { checkOptions, clock as clockCheck, satisfies } from './validate.ts';
 
@@ -39,13 +40,14 @@ export function executeLayers<T>(
   layers: readonly Policy<unknown>[],
   fn: Work<T>,
   options: ExecuteOptions | undefined,
+  trust: Uint8Array,
   timing?: Clock,
 ): { chain: RootChain<T>; promise: Promise<T>; startedAt: number } {
   if (typeof fn !== 'function') {
     throw new TypeError(`${owner}.execute: the work must be a function; received ${fn === null ? 'null' : typeof fn}`);
   }
   const signal = callerSignalOf(owner, options);
-  const chain = new RootChain(fn, layers, signal);
+  const chain = new RootChain(fn, layers, signal, trust);
   chain._descending = true;
   const startedAt = timing === undefined ? 0 : chain._now(timing);
   let promise: Promise<T>;
@@ -67,9 +69,11 @@ export abstract class PolicyBase<R = never> implements Policy<R> {
   declare readonly '~extra'?: () => R;
   abstract _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R>;
   #self: readonly Policy<unknown>[] | undefined; // made on first execute: most policies only run inside pipelines
+  #selfTrust: Uint8Array | undefined;
 
   execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
-    return executeLayers<T | R>(this.kind, (this.#self ??= [this as Policy<unknown>]), fn, options).promise;
+    const self = (this.#self ??= [this as Policy<unknown>]);
+    return executeLayers<T | R>(this.kind, self, fn, options, (this.#selfTrust ??= trustOf(self))).promise;
   }
 
   wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T | R> {
@@ -117,6 +121,7 @@ export class Pipeline<R = never> implements Policy<R> {
   readonly #clock: Clock;
   /** How many leading layers are built-in policies (see `Chain._endTime`). */
   readonly #prompt: number;
+  readonly #trust: Uint8Array;
   // Emitters are created on first subscription: an unobserved pipeline holds none (~180 B each).
   #settled: Emitter<SettledEvent> | undefined;
   #disposed: Emitter<void> | undefined;
@@ -126,8 +131,9 @@ export class Pipeline<R = never> implements Policy<R> {
     this.name = options.name;
     this.#clock = options.clock ?? systemClock;
     this.policies = Object.freeze([...policies]);
+    const trust = (this.#trust = trustOf(this.policies));
     let prompt = 0;
-    while (prompt < policies.length && (policies[prompt] as unknown as Partial<Record<symbol, unknown>>)[SETTLES_PROMPTLY] === true) prompt++;
+    while (prompt < trust.length && (trust[prompt]! & SETTLES_PROMPTLY) !== 0) prompt++;
     this.#prompt = prompt;
   }
 
@@ -151,8 +157,8 @@ export class Pipeline<R = never> implements Policy<R> {
 
   execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
     const settled = this.#settled;
-    if (settled === undefined || !settled.active) return executeLayers<T | R>('pipeline', this.policies, fn, options).promise;
-    const { chain, promise, startedAt } = executeLayers<T | R>('pipeline', this.policies, fn, options, this.#clock);
+    if (settled === undefined || !settled.active) return executeLayers<T | R>('pipeline', this.policies, fn, options, this.#trust).promise;
+    const { chain, promise, startedAt } = executeLayers<T | R>('pipeline', this.policies, fn, options, this.#trust, this.#clock);
     return this.#observe(promise, chain, settled, startedAt);
   }
 
@@ -160,9 +166,12 @@ export class Pipeline<R = never> implements Policy<R> {
     return wrapWith(this, fn);
   }
 
+  /** Trust marker: a pipeline runs no user code on the way in (see `trustOf`). @internal */
+  _descendsPromptly(): void {}
+
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R> {
-    const nested = new NestedChain<T>(chain, index, this.policies);
+    const nested = new NestedChain<T>(chain, index, this.policies, this.#trust);
     const settled = this.#settled;
     if (settled === undefined || !settled.active) return start(nested, 0, scope, attempt);
     const startedAt = nested._now(this.#clock);
@@ -173,14 +182,15 @@ export class Pipeline<R = never> implements Policy<R> {
   #observe<V>(promise: Promise<V>, chain: Chain<unknown>, settled: Emitter<SettledEvent>, startedAt: number): Promise<V> {
     const clock = this.#clock;
     const prompt = this.#prompt;
+    const layers = this.policies;
     return promise.then(
       (value) => {
-        const durationMs = chain._endTime(clock, prompt) - startedAt;
+        const durationMs = chain._endTime(clock, prompt, layers) - startedAt;
         settled.emit({ outcome: outcomeOf(chain, true, undefined), durationMs, error: undefined });
         return value;
       },
       (error: unknown) => {
-        const durationMs = chain._endTime(clock, prompt) - startedAt;
+        const durationMs = chain._endTime(clock, prompt, layers) - startedAt;
         settled.emit({ outcome: outcomeOf(chain, false, error), durationMs, error });
         throw error;
       },

@@ -96,6 +96,10 @@ export abstract class Chain<T = unknown> {
   _startClock: Clock | undefined = undefined;
   /** @internal */
   _startAt = 0;
+  /** @internal {@link moment} when the start reading was taken. */
+  _startMoment = -1;
+  /** @internal The policy that took the end reading. */
+  _endPolicy: unknown = undefined;
   /** @internal */
   _endClock: Clock | undefined = undefined;
   /** @internal */
@@ -113,10 +117,11 @@ export abstract class Chain<T = unknown> {
    */
   _now(clock: Clock): number {
     if (!this._descending) return clock.now();
-    if (this._startClock === clock) return this._startAt;
+    if (this._startClock === clock && this._startMoment === moment()) return this._startAt;
     const now = clock.now();
     this._startClock = clock;
     this._startAt = now;
+    this._startMoment = moment();
     return now;
   }
 
@@ -126,7 +131,8 @@ export abstract class Chain<T = unknown> {
    * while no user code has run since.
    * @internal
    */
-  _settledAt(clock: Clock, now: number, index: number): void {
+  _settledAt(clock: Clock, now: number, index: number, policy: unknown): void {
+    this._endPolicy = policy;
     this._endClock = clock;
     this._endAt = now;
     this._endIndex = index;
@@ -140,8 +146,15 @@ export abstract class Chain<T = unknown> {
    * without running user code; otherwise a fresh reading.
    * @internal
    */
-  _endTime(clock: Clock, trusted: number): number {
-    if (this._endClock === clock && this._endMoment === moment() && this._endIndex <= trusted) return this._endAt;
+  _endTime(clock: Clock, trusted: number, layers: readonly unknown[]): number {
+    if (
+      this._endClock === clock &&
+      this._endMoment === moment() &&
+      this._endIndex <= trusted &&
+      layers[this._endIndex] === this._endPolicy
+    ) {
+      return this._endAt;
+    }
     return clock.now();
   }
 }
@@ -151,15 +164,20 @@ export class RootChain<T> extends Chain<T> {
   readonly callerSignal: AbortSignal | undefined;
   private readonly fn: Work<T>;
   private readonly layers: readonly Policy<unknown>[];
-  constructor(fn: Work<T>, layers: readonly Policy<unknown>[], callerSignal: AbortSignal | undefined) {
+  private readonly trust: Uint8Array;
+  constructor(fn: Work<T>, layers: readonly Policy<unknown>[], callerSignal: AbortSignal | undefined, trust: Uint8Array = trustOf(layers)) {
     super();
     this.fn = fn;
     this.layers = layers;
     this.callerSignal = callerSignal;
+    this.trust = trust;
   }
   next(index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     const layer = this.layers[index];
-    if (layer !== undefined) return layer._run(this, index, scope, attempt) as Promise<T>;
+    if (layer !== undefined) {
+      if ((this.trust[index]! & DESCENDS_PROMPTLY) === 0) userCodeRuns(); // a custom layer runs user code on the way in
+      return layer._run(this, index, scope, attempt) as Promise<T>;
+    }
     this._descending = false;
     return invoke(this.fn, scope, attempt);
   }
@@ -170,11 +188,13 @@ export class NestedChain<T> extends Chain<T> {
   private readonly outer: Chain<T>;
   private readonly outerIndex: number;
   private readonly layers: readonly Policy<unknown>[];
-  constructor(outer: Chain<T>, outerIndex: number, layers: readonly Policy<unknown>[]) {
+  private readonly trust: Uint8Array;
+  constructor(outer: Chain<T>, outerIndex: number, layers: readonly Policy<unknown>[], trust: Uint8Array) {
     super();
     this.outer = outer;
     this.outerIndex = outerIndex;
     this.layers = layers;
+    this.trust = trust;
   }
   get callerSignal(): AbortSignal | undefined {
     return this.outer.callerSignal;
@@ -189,7 +209,10 @@ export class NestedChain<T> extends Chain<T> {
   }
   next(index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     const layer = this.layers[index];
-    if (layer !== undefined) return layer._run(this, index, scope, attempt) as Promise<T>;
+    if (layer !== undefined) {
+      if ((this.trust[index]! & DESCENDS_PROMPTLY) === 0) userCodeRuns();
+      return layer._run(this, index, scope, attempt) as Promise<T>;
+    }
     return this.outer.next(this.outerIndex + 1, scope, attempt);
   }
 }
@@ -264,17 +287,26 @@ class AbortRace {
   }
 }
 
+/** Trust bit: the layer runs no user code between being entered and calling the next layer. @internal */
+export const DESCENDS_PROMPTLY = 1;
+/** Trust bit: the layer never waits between its inner call settling and its own without running user code. @internal */
+export const SETTLES_PROMPTLY = 2;
+
 /**
- * Marks the built-in policies, which never wait between their inner call's
- * settling and their own without running user code (which {@link userCodeRuns}
- * records). A pipeline reuses a layer's end reading only across such layers.
+ * What a pipeline may assume of each of its layers. Only the built-in classes
+ * themselves are trusted (the marker method must be an own property of the
+ * layer's prototype): a subclass may override `_run`. Checked once per pipeline.
  * @internal
  */
-export const SETTLES_PROMPTLY: unique symbol = Symbol('breakwater.settlesPromptly');
-
-/** Marks `policyClass` as settling promptly (see {@link SETTLES_PROMPTLY}). @internal */
-export function settlesPromptly(policyClass: { prototype: object }): void {
-  Object.defineProperty(policyClass.prototype, SETTLES_PROMPTLY, { value: true });
+export function trustOf(layers: readonly Policy<unknown>[]): Uint8Array {
+  const trust = new Uint8Array(layers.length);
+  for (let i = 0; i < layers.length; i++) {
+    const proto: unknown = Object.getPrototypeOf(layers[i]);
+    if (proto === null || typeof proto !== 'object') continue;
+    if (Object.hasOwn(proto, '_settlesPromptly')) trust[i] = DESCENDS_PROMPTLY | SETTLES_PROMPTLY;
+    else if (Object.hasOwn(proto, '_descendsPromptly')) trust[i] = DESCENDS_PROMPTLY;
+  }
+  return trust;
 }
 
 /** Re-exported for the policies' settle paths. @internal */

@@ -3,7 +3,7 @@ import { exponential, sanitizeDelay, type Schedule } from './backoff.ts';
 import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './clock.ts';
 import { isRejection } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, settlesPromptly, start, userCodeRuns } from './policy.ts';
+import { type Chain, type Scope, start, userCodeRuns } from './policy.ts';
 import { PolicyBase } from './pipeline.ts';
 import type { RetryBudget, RetryBudgetExhaustedEvent } from './retry-budget.ts';
 import {
@@ -233,6 +233,9 @@ export class RetryPolicy extends PolicyBase {
     return this.#budgetExhausted.subscribe;
   }
 
+  /** Trust marker of the built-in policies (see `trustOf`). @internal */
+  _settlesPromptly(): void {}
+
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, _attempt: number): Promise<T> {
     if (this.budget !== undefined) this.budget.recordFirstAttempt();
@@ -278,7 +281,6 @@ export class RetryPolicy extends PolicyBase {
     return -1;
   }
 }
-settlesPromptly(RetryPolicy);
 
 /**
  * Calls the work again when it fails, up to `maxAttempts` calls in all, waiting

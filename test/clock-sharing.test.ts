@@ -5,6 +5,7 @@
  * result came back, when no user code ran since. These tests pin where sharing
  * must stop: after a wait, across user code, across a custom policy.
  */
+import CircuitBreaker from 'opossum';
 import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import {
@@ -13,12 +14,14 @@ import {
   type Clock,
   constant,
   fallback,
+  FallbackPolicy,
   pipeline,
   retry,
   systemClock,
   timeout,
   TimeoutError,
 } from '../src/index.ts';
+import { fromOpossum, type OpossumCallContext, type OpossumRun } from '../src/opossum/index.ts';
 import { PolicyBase } from '../src/pipeline.ts';
 import { type Chain, type Scope, start } from '../src/policy.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
@@ -191,5 +194,243 @@ describe('shared clock readings', () => {
     expect(outerSeen).toEqual([4]);
     // start: one shared reading; end: each pipeline reads once (a nested pipeline is not a built-in layer)
     expect(clock.reads).toBe(3);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Synchronous user code that takes time (found in review): virtual time alone cannot
+// show it, since a FakeClock only moves between macrotasks.
+
+/**
+ * A FakeClock-like clock whose time can also move synchronously (`busy(ms)`), the
+ * way it does while synchronous code runs: timers keep their due times and run
+ * at the next `advance`.
+ */
+class BusyClock implements Clock {
+  #now = 0;
+  #seq = 0;
+  readonly #timers = new Map<number, { at: number; id: number; callback: () => void }>();
+  now(): number {
+    return this.#now;
+  }
+  /** Synchronous code that takes `ms`: time moves, no timer runs. */
+  busy(ms: number): void {
+    this.#now += ms;
+  }
+  schedule(callback: () => void, delayMs: number): unknown {
+    const id = ++this.#seq;
+    this.#timers.set(id, { id, at: this.#now + Math.max(0, delayMs || 0), callback });
+    return id;
+  }
+  cancel(handle: unknown): void {
+    this.#timers.delete(handle as number);
+  }
+  async advance(ms: number): Promise<void> {
+    const end = this.#now + ms;
+    await settle();
+    for (;;) {
+      let next: { at: number; id: number; callback: () => void } | undefined;
+      for (const t of this.#timers.values()) if (next === undefined || t.at < next.at || (t.at === next.at && t.id < next.id)) next = t;
+      if (next === undefined || next.at > end) break;
+      this.#timers.delete(next.id);
+      if (next.at > this.#now) this.#now = next.at;
+      next.callback();
+      await settle();
+    }
+    if (end > this.#now) this.#now = end;
+    await settle();
+  }
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Like helpers.delayed, on a BusyClock. */
+function later<T>(clock: BusyClock, ms: number, value: T): Promise<T> {
+  return new Promise<T>((resolve) => clock.schedule(() => resolve(value), ms));
+}
+
+/** A custom policy doing `ms` of synchronous work before handing the call on (signing, a sync cache lookup...). */
+class Prep extends PolicyBase {
+  readonly kind = 'prep';
+  private readonly clock: BusyClock;
+  private readonly ms: number;
+  constructor(clock: BusyClock, ms: number) {
+    super();
+    this.clock = clock;
+    this.ms = ms;
+  }
+  _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+    this.clock.busy(this.ms);
+    return start(chain, index + 1, scope, attempt);
+  }
+}
+
+describe('shared readings stop at synchronous user code on the way in', () => {
+  it('a custom policy doing sync work does not make the breaker below see a slow call (no metrics attached)', async () => {
+    const make = (clock: BusyClock) =>
+      circuitBreaker({ clock, window: { kind: 'count', calls: 10 }, minimumCalls: 1, slowCallMs: 50, slowCallRateThreshold: 1 });
+    // control: no outer timeout
+    const c1 = new BusyClock();
+    const b1 = make(c1);
+    await pipeline(new Prep(c1, 60), b1).execute(() => 'ok');
+    expect(b1.state).toBe('closed');
+    // same, with a timeout outside: the breaker reuses the timeout's reading, taken before Prep ran
+    const c2 = new BusyClock();
+    const b2 = make(c2);
+    await pipeline(timeout({ ms: 5_000, clock: c2 }), new Prep(c2, 60), b2).execute(() => 'ok');
+    expect(b2.state).toBe('closed');
+  });
+
+  it('a half-open listener that takes time does not make the probe slow (built-in policies only)', async () => {
+    const run = async (withTimeout: boolean): Promise<string> => {
+      const clock = new BusyClock();
+      const breaker = circuitBreaker({
+        clock,
+        window: { kind: 'count', calls: 10 },
+        minimumCalls: 1,
+        halfOpenAfterMs: 1_000,
+        slowCallMs: 50,
+        slowCallRateThreshold: 1,
+      });
+      breaker.onStateChange(({ to }) => {
+        if (to === 'half-open') clock.busy(60); // e.g. a listener that logs / flushes synchronously
+      });
+      const p = withTimeout ? pipeline(timeout({ ms: 5_000, clock }), breaker) : pipeline(breaker);
+      await p.execute(() => Promise.reject(new Error('down'))).catch(() => {});
+      expect(breaker.state).toBe('open');
+      await clock.advance(1_000);
+      await p.execute(() => 'ok'); // the probe: the work takes 0 ms
+      return breaker.state;
+    };
+    expect(await run(false)).toBe('closed');
+    expect(await run(true)).toBe('closed');
+  });
+
+  it('attaching metrics does not shorten a timeout (a custom policy before the timeout, other calls in flight)', async () => {
+    const run = async (metrics: boolean): Promise<number> => {
+      const clock = new BusyClock();
+      const t = timeout({ ms: 100, clock });
+      const p = pipeline({ clock }, new Prep(clock, 30), t);
+      if (metrics) durations(p);
+      void t.execute(() => never()).catch(() => {}); // another call in flight: the timer is armed for 100
+      await clock.advance(10);
+      const enteredTimeoutAt = clock.now() + 30; // after Prep's 30 ms
+      const call = track(p.execute(() => never<string>()));
+      while (call.status === 'pending') await clock.advance(1);
+      expect(call.error).toBeInstanceOf(TimeoutError);
+      return clock.now() - enteredTimeoutAt;
+    };
+    expect(await run(false)).toBe(100);
+    expect(await run(true)).toBe(100);
+  });
+
+  it('a custom opossum action (the documented "add tracing" hook) runs before the layers below read the clock', async () => {
+    const clock = new BusyClock();
+    const action = (run: OpossumRun, context: OpossumCallContext): Promise<unknown> => {
+      clock.busy(30); // tracing, synchronous
+      return run(context);
+    };
+    const opossum = new CircuitBreaker(action, { name: 'dep' });
+    try {
+      const t = timeout({ ms: 100, clock });
+      const p = pipeline({ clock }, fromOpossum(opossum), t);
+      durations(p); // metrics on
+      void t.execute(() => never()).catch(() => {}); // keeps the timer armed for 100
+      await clock.advance(10);
+      const call = track(p.execute(() => never<string>()));
+      const enteredTimeoutAt = clock.now(); // 40: the action already ran
+      while (call.status === 'pending') await clock.advance(1);
+      expect(clock.now() - enteredTimeoutAt).toBe(100);
+    } finally {
+      opossum.shutdown();
+    }
+  });
+
+  it('a nested pipeline times from when it was entered, not from an outer layer’s reading', async () => {
+    const clock = new BusyClock();
+    const inner = pipeline({ clock }, circuitBreaker({ clock }));
+    const innerSeen = durations(inner);
+    const outer = pipeline(timeout({ ms: 1_000, clock }), new Prep(clock, 40), inner); // outer not observed
+    const call = track(outer.execute(() => later(clock, 5, 'ok')));
+    await clock.advance(5);
+    expect(call.value).toBe('ok');
+    expect(innerSeen).toEqual([5]);
+  });
+});
+
+describe('shared end readings stop where time may have passed', () => {
+  it('an outer breaker’s `handle` callback is user code the pipeline must count (two breakers)', async () => {
+    const clock = new BusyClock();
+    const outerBreaker = circuitBreaker({
+      clock,
+      window: { kind: 'count', calls: 100 }, // count window: this breaker reads no clock when untimed
+      handle: () => {
+        clock.busy(25); // a slow `handle` (user code, after the inner breaker's reading)
+        return true;
+      },
+    });
+    const innerBreaker = circuitBreaker({ clock }); // time window: reads the clock on every settle
+    const p = pipeline({ clock }, outerBreaker, innerBreaker);
+    const seen = durations(p);
+    const call = p.execute(() => Promise.reject(new Error('down')));
+    let callerSaw = NaN;
+    await call.catch(() => (callerSaw = clock.now()));
+    expect(callerSaw).toBe(25);
+    expect(seen).toEqual([25]);
+  });
+
+  it('a bulkhead release that starts a queued call synchronously is counted (queued call stops in a custom layer)', async () => {
+    const clock = new BusyClock();
+    let calls = 0;
+    class Cache extends PolicyBase {
+      readonly kind = 'cache';
+      _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+        if (calls++ === 0) return start(chain, index + 1, scope, attempt); // miss
+        clock.busy(20); // hit: decode the cached entry synchronously, the work is not called
+        return Promise.resolve('cached' as T);
+      }
+    }
+    const p = pipeline({ clock }, bulkhead({ maxConcurrent: 1, maxQueue: 1, clock }), circuitBreaker({ clock }), new Cache());
+    const seen = durations(p);
+    let firstDoneAt = NaN;
+    const first = p.execute(() => later(clock, 10, 'fresh')).then((v) => ((firstDoneAt = clock.now()), v));
+    const second = p.execute(() => 'unused'); // queued; started by the first call's release
+    await clock.advance(10);
+    expect(await first).toBe('fresh');
+    expect(await second).toBe('cached');
+    expect(firstDoneAt).toBe(30); // the caller of the first call got its result at 30
+    expect(seen[0]).toBe(30);
+  });
+
+  it('a subclass of a built-in policy that waits on the way out is not trusted', async () => {
+    const clock = new FakeClock();
+    class SlowFallback extends FallbackPolicy<string> {
+      override _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | string> {
+        return super._run(chain, index, scope, attempt).then((v) => delayed(clock, 30, v)); // e.g. an async audit log
+      }
+    }
+    const p = pipeline({ clock }, new SlowFallback({ value: 'fb' }), circuitBreaker({ clock }));
+    const seen = durations(p);
+    const call = track(p.execute(() => delayed(clock, 5, 'ok')));
+    await clock.advance(35);
+    expect(call.value).toBe('ok');
+    expect(seen).toEqual([35]);
+  });
+
+  it('a custom policy that delegates to a built-in breaker (per-key breakers) is not trusted', async () => {
+    const clock = new FakeClock();
+    class PerHost extends PolicyBase {
+      readonly kind = 'per-host';
+      readonly breakers = new Map([['a', circuitBreaker({ clock })]]);
+      _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+        return this.breakers.get('a')!._run(chain, index, scope, attempt).then((v) => delayed(clock, 30, v));
+      }
+    }
+    const p = pipeline({ clock }, new PerHost()); // no built-in layer at all
+    const seen = durations(p);
+    const call = track(p.execute(() => delayed(clock, 5, 'ok')));
+    await clock.advance(35);
+    expect(call.value).toBe('ok');
+    expect(seen).toEqual([35]);
   });
 });

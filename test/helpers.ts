@@ -91,3 +91,27 @@ export async function runAllTimers(clock: FakeClock): Promise<void> {
   }
   throw new Error('timers keep coming');
 }
+
+/**
+ * Builds the package's entry points from the sources as they are now into
+ * `outDir` (not dist/, which another test may be rebuilding), with the settings
+ * of tsup.config.ts, without type declarations.
+ */
+export async function buildSources(outDir: string, entries: readonly string[], format: ('esm' | 'cjs')[]): Promise<void> {
+  const { join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const { build } = await import('tsup');
+  await build({
+    entry: Object.fromEntries(entries.map((e) => [e, join(root, `src/${e}.ts`)])),
+    outDir,
+    format,
+    dts: false,
+    config: false,
+    silent: true,
+    splitting: true,
+    treeshake: true,
+    target: 'node22',
+    platform: 'node',
+  });
+}

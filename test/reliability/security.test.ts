@@ -24,6 +24,7 @@ import { bulkhead, circuitBreaker, constant, fallback, pipeline, retry, timeout 
 import { fromOpossum, runWork } from '../../src/opossum/index.ts';
 import { prometheusMetrics } from '../../src/prometheus/index.ts';
 import { FakeClock } from '../../src/testing/index.ts';
+import { buildSources } from '../helpers.ts';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -70,24 +71,7 @@ beforeAll(async () => {
   // Built into a scratch directory from the sources as they are now (not dist/,
   // which another test may be rebuilding), with the entry points of the package.
   bundleDir = mkdtempSync(join(tmpdir(), 'breakwater-bundle-'));
-  const { build } = await import('tsup');
-  await build({
-    entry: {
-      index: join(root, 'src/index.ts'),
-      'testing/index': join(root, 'src/testing/index.ts'),
-      'prometheus/index': join(root, 'src/prometheus/index.ts'),
-      'opossum/index': join(root, 'src/opossum/index.ts'),
-    },
-    outDir: bundleDir,
-    format: ['esm', 'cjs'],
-    dts: false,
-    config: false,
-    silent: true,
-    splitting: true,
-    treeshake: true,
-    target: 'node22',
-    platform: 'node',
-  });
+  await buildSources(bundleDir, ['index', 'testing/index', 'prometheus/index', 'opossum/index'], ['esm', 'cjs']);
   bundles = filesUnder(bundleDir, /\.(c?js)$/).map((file) => ({ file: relative(bundleDir, file), code: readFileSync(file, 'utf8') }));
 }, 120_000);
 

@@ -1,0 +1,34 @@
+/**
+ * The built package must let a bundler drop what a consumer does not import: the
+ * package says `sideEffects: false`, so no policy module may run code at load
+ * that a bundler has to keep (such as marking a class from outside its body).
+ */
+import { build } from 'esbuild';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildSources } from './helpers.ts';
+
+describe('tree shaking', () => {
+  it('a bundler given the built package and `import { timeout }` leaves the other policies out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'breakwater-shake-'));
+    try {
+      await buildSources(join(dir, 'dist'), ['index', 'opossum/index'], ['esm']);
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', sideEffects: false }));
+      const result = await build({
+        stdin: { contents: "import { timeout } from './dist/index.js'; console.log(timeout);", resolveDir: dir },
+        bundle: true,
+        format: 'esm',
+        write: false,
+        minify: true,
+        logLevel: 'silent',
+      });
+      const code = result.outputFiles[0]!.text;
+      expect(code).toContain('TimeoutError'); // the import itself is there
+      expect(code).not.toMatch(/bulkhead|circuitBreaker|retryAfter/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
