@@ -142,7 +142,7 @@ export class BulkheadPolicy extends PolicyBase {
     return this.#reject.subscribe;
   }
 
-  /** Trust marker of the built-in policies (see `trustOf`). @internal */
+  /** Trust marker of the built-in policies (see `settlesPromptly` in policy.ts). @internal */
   _settlesPromptly(): void {}
 
   /** @internal */

@@ -398,7 +398,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     return { state, retryAfterMs, consecutiveOpens: this.#consecutiveOpens, lastOpenMs: this.#lastOpenMs };
   }
 
-  /** Trust marker of the built-in policies (see `trustOf`). @internal */
+  /** Trust marker of the built-in policies (see `settlesPromptly` in policy.ts). @internal */
   _settlesPromptly(): void {}
 
   /** @internal */

@@ -49,7 +49,7 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
     return (this.#fallback ??= new Emitter()).subscribe;
   }
 
-  /** Trust marker of the built-in policies (see `trustOf`). @internal */
+  /** Trust marker of the built-in policies (see `settlesPromptly` in policy.ts). @internal */
   _settlesPromptly(): void {}
 
   /** @internal */

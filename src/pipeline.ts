@@ -14,9 +14,9 @@ import {
   outcomeOf,
   raceAbort,
   RootChain,
-  SETTLES_PROMPTLY,
   start,
-  trustOf,
+  descendsPromptly,
+  settlesPromptly,
 } from './policy.ts';
 import { checkOptions, clock as clockCheck, satisfies } from './validate.ts';
 
@@ -40,7 +40,7 @@ export function executeLayers<T>(
   layers: readonly Policy<unknown>[],
   fn: Work<T>,
   options: ExecuteOptions | undefined,
-  trust: Uint8Array,
+  trust: number,
   timing?: Clock,
 ): { chain: RootChain<T>; promise: Promise<T>; startedAt: number } {
   if (typeof fn !== 'function') {
@@ -69,11 +69,12 @@ export abstract class PolicyBase<R = never> implements Policy<R> {
   declare readonly '~extra'?: () => R;
   abstract _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R>;
   #self: readonly Policy<unknown>[] | undefined; // made on first execute: most policies only run inside pipelines
-  #selfTrust: Uint8Array | undefined;
+  #selfTrust = -1;
 
   execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
     const self = (this.#self ??= [this as Policy<unknown>]);
-    return executeLayers<T | R>(this.kind, self, fn, options, (this.#selfTrust ??= trustOf(self))).promise;
+    if (this.#selfTrust < 0) this.#selfTrust = descendsPromptly(self);
+    return executeLayers<T | R>(this.kind, self, fn, options, this.#selfTrust).promise;
   }
 
   wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T | R> {
@@ -121,7 +122,7 @@ export class Pipeline<R = never> implements Policy<R> {
   readonly #clock: Clock;
   /** How many leading layers are built-in policies (see `Chain._endTime`). */
   readonly #prompt: number;
-  readonly #trust: Uint8Array;
+  readonly #trust: number;
   // Emitters are created on first subscription: an unobserved pipeline holds none (~180 B each).
   #settled: Emitter<SettledEvent> | undefined;
   #disposed: Emitter<void> | undefined;
@@ -131,9 +132,9 @@ export class Pipeline<R = never> implements Policy<R> {
     this.name = options.name;
     this.#clock = options.clock ?? systemClock;
     this.policies = Object.freeze([...policies]);
-    const trust = (this.#trust = trustOf(this.policies));
+    this.#trust = descendsPromptly(this.policies);
     let prompt = 0;
-    while (prompt < trust.length && (trust[prompt]! & SETTLES_PROMPTLY) !== 0) prompt++;
+    while (prompt < policies.length && settlesPromptly(policies[prompt])) prompt++;
     this.#prompt = prompt;
   }
 
@@ -166,7 +167,7 @@ export class Pipeline<R = never> implements Policy<R> {
     return wrapWith(this, fn);
   }
 
-  /** Trust marker: a pipeline runs no user code on the way in (see `trustOf`). @internal */
+  /** Trust marker: a pipeline runs no user code on the way in (see `descendsPromptly` in policy.ts). @internal */
   _descendsPromptly(): void {}
 
   /** @internal */

@@ -164,8 +164,8 @@ export class RootChain<T> extends Chain<T> {
   readonly callerSignal: AbortSignal | undefined;
   private readonly fn: Work<T>;
   private readonly layers: readonly Policy<unknown>[];
-  private readonly trust: Uint8Array;
-  constructor(fn: Work<T>, layers: readonly Policy<unknown>[], callerSignal: AbortSignal | undefined, trust: Uint8Array = trustOf(layers)) {
+  private readonly trust: number;
+  constructor(fn: Work<T>, layers: readonly Policy<unknown>[], callerSignal: AbortSignal | undefined, trust: number = descendsPromptly(layers)) {
     super();
     this.fn = fn;
     this.layers = layers;
@@ -175,7 +175,7 @@ export class RootChain<T> extends Chain<T> {
   next(index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     const layer = this.layers[index];
     if (layer !== undefined) {
-      if ((this.trust[index]! & DESCENDS_PROMPTLY) === 0) userCodeRuns(); // a custom layer runs user code on the way in
+      if (!trusts(this.trust, index)) userCodeRuns(); // a custom layer may run user code on the way in
       return layer._run(this, index, scope, attempt) as Promise<T>;
     }
     this._descending = false;
@@ -188,8 +188,8 @@ export class NestedChain<T> extends Chain<T> {
   private readonly outer: Chain<T>;
   private readonly outerIndex: number;
   private readonly layers: readonly Policy<unknown>[];
-  private readonly trust: Uint8Array;
-  constructor(outer: Chain<T>, outerIndex: number, layers: readonly Policy<unknown>[], trust: Uint8Array) {
+  private readonly trust: number;
+  constructor(outer: Chain<T>, outerIndex: number, layers: readonly Policy<unknown>[], trust: number) {
     super();
     this.outer = outer;
     this.outerIndex = outerIndex;
@@ -210,7 +210,7 @@ export class NestedChain<T> extends Chain<T> {
   next(index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     const layer = this.layers[index];
     if (layer !== undefined) {
-      if ((this.trust[index]! & DESCENDS_PROMPTLY) === 0) userCodeRuns();
+      if (!trusts(this.trust, index)) userCodeRuns();
       return layer._run(this, index, scope, attempt) as Promise<T>;
     }
     return this.outer.next(this.outerIndex + 1, scope, attempt);
@@ -287,26 +287,37 @@ class AbortRace {
   }
 }
 
-/** Trust bit: the layer runs no user code between being entered and calling the next layer. @internal */
-export const DESCENDS_PROMPTLY = 1;
-/** Trust bit: the layer never waits between its inner call settling and its own without running user code. @internal */
-export const SETTLES_PROMPTLY = 2;
-
 /**
- * What a pipeline may assume of each of its layers. Only the built-in classes
- * themselves are trusted (the marker method must be an own property of the
- * layer's prototype): a subclass may override `_run`. Checked once per pipeline.
+ * Whether `layer` is a built-in policy: it runs no user code between being
+ * entered and calling the next layer, and never waits between its inner call
+ * settling and its own without running user code. Only the built-in classes
+ * themselves qualify (the marker method must be an own property of the layer's
+ * prototype), since a subclass may override `_run`.
  * @internal
  */
-export function trustOf(layers: readonly Policy<unknown>[]): Uint8Array {
-  const trust = new Uint8Array(layers.length);
-  for (let i = 0; i < layers.length; i++) {
-    const proto: unknown = Object.getPrototypeOf(layers[i]);
-    if (proto === null || typeof proto !== 'object') continue;
-    if (Object.hasOwn(proto, '_settlesPromptly')) trust[i] = DESCENDS_PROMPTLY | SETTLES_PROMPTLY;
-    else if (Object.hasOwn(proto, '_descendsPromptly')) trust[i] = DESCENDS_PROMPTLY;
+export function settlesPromptly(layer: unknown): boolean {
+  const proto: unknown = Object.getPrototypeOf(layer);
+  return typeof proto === 'object' && proto !== null && Object.hasOwn(proto, '_settlesPromptly');
+}
+
+/**
+ * Bit `i` set: layer `i` runs no user code on the way in (a built-in policy or a
+ * pipeline). Checked once per pipeline; kept in a number, so layers past the
+ * 31st always count as untrusted.
+ * @internal
+ */
+export function descendsPromptly(layers: readonly unknown[]): number {
+  let mask = 0;
+  for (let i = 0; i < layers.length && i < 31; i++) {
+    const layer = layers[i];
+    const proto: unknown = Object.getPrototypeOf(layer);
+    if (settlesPromptly(layer) || (typeof proto === 'object' && proto !== null && Object.hasOwn(proto, '_descendsPromptly'))) mask |= 1 << i;
   }
-  return trust;
+  return mask;
+}
+
+function trusts(mask: number, index: number): boolean {
+  return index < 31 && ((mask >>> index) & 1) === 1;
 }
 
 /** Re-exported for the policies' settle paths. @internal */

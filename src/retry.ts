@@ -233,7 +233,7 @@ export class RetryPolicy extends PolicyBase {
     return this.#budgetExhausted.subscribe;
   }
 
-  /** Trust marker of the built-in policies (see `trustOf`). @internal */
+  /** Trust marker of the built-in policies (see `settlesPromptly` in policy.ts). @internal */
   _settlesPromptly(): void {}
 
   /** @internal */

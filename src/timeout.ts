@@ -257,7 +257,7 @@ export class TimeoutPolicy extends PolicyBase {
     if (emitter !== undefined && emitter.active) emitter.emit({ error });
   }
 
-  /** Trust marker of the built-in policies (see `trustOf`). @internal */
+  /** Trust marker of the built-in policies (see `settlesPromptly` in policy.ts). @internal */
   _settlesPromptly(): void {}
 
   /** @internal */
