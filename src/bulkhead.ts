@@ -2,7 +2,8 @@ import { unwatchAbort, watchAbort } from './abort.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { BulkheadRejectedError } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, start, userCodeRuns } from './policy.ts';
+import { type Chain, type Scope, start } from './policy.ts';
+import { userCodeRuns } from './moment.ts';
 import { PolicyBase } from './pipeline.ts';
 import { checkOptions, clock as clockCheck, duration, integer, received } from './validate.ts';
 

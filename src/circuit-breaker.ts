@@ -13,7 +13,8 @@ import { type Clock, type RandomSource, systemClock, systemRandom } from './cloc
 import { BrokenCircuitError, IsolatedCircuitError, isRejection } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
 import { PolicyBase } from './pipeline.ts';
-import { type Chain, type Scope, start, userCodeRuns } from './policy.ts';
+import { type Chain, type Scope, start } from './policy.ts';
+import { userCodeRuns } from './moment.ts';
 import {
   type Check,
   checkOptions,

@@ -1,5 +1,6 @@
 import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, userCodeRuns } from './policy.ts';
+import type { Chain, Scope } from './policy.ts';
+import { userCodeRuns } from './moment.ts';
 import { PolicyBase } from './pipeline.ts';
 import { any, checkOptions, fn } from './validate.ts';
 

@@ -183,15 +183,14 @@ export class Pipeline<R = never> implements Policy<R> {
   #observe<V>(promise: Promise<V>, chain: Chain<unknown>, settled: Emitter<SettledEvent>, startedAt: number): Promise<V> {
     const clock = this.#clock;
     const prompt = this.#prompt;
-    const layers = this.policies;
     return promise.then(
       (value) => {
-        const durationMs = chain._endTime(clock, prompt, layers) - startedAt;
+        const durationMs = chain._endTime(clock, prompt) - startedAt;
         settled.emit({ outcome: outcomeOf(chain, true, undefined), durationMs, error: undefined });
         return value;
       },
       (error: unknown) => {
-        const durationMs = chain._endTime(clock, prompt, layers) - startedAt;
+        const durationMs = chain._endTime(clock, prompt) - startedAt;
         settled.emit({ outcome: outcomeOf(chain, false, error), durationMs, error });
         throw error;
       },

@@ -73,8 +73,27 @@ export interface Scope {
 export abstract class Chain<T = unknown> {
   /** The caller's own signal, if any: policies never treat its abort as a failure. */
   abstract readonly callerSignal: AbortSignal | undefined;
-  /** Runs layer `index` (or the work, past the last layer). */
-  abstract next(index: number, scope: Scope | undefined, attempt: number): Promise<T>;
+  /** @internal The layers this chain runs. */
+  protected readonly _layers: readonly Policy<unknown>[];
+  /** @internal Which layers run no user code on the way in (see {@link descendsPromptly}). */
+  protected readonly _trust: number;
+
+  /** @internal */
+  constructor(layers: readonly Policy<unknown>[], trust: number) {
+    this._layers = layers;
+    this._trust = trust;
+  }
+
+  /** Runs layer `index` (or, past the last layer, what comes after this chain's layers). */
+  next(index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+    const layer = this._layers[index];
+    if (layer === undefined) return this._beyond(scope, attempt);
+    if (!trusts(this._trust, index)) userCodeRuns(); // a custom layer may run user code on the way in
+    return layer._run(this, index, scope, attempt) as Promise<T>;
+  }
+
+  /** @internal Runs what comes after the last layer: the work, or the outer chain's next layer. */
+  protected abstract _beyond(scope: Scope | undefined, attempt: number): Promise<T>;
   /** Set by a fallback that produced the result. */
   fellBack = false;
   /** Called by `fallback` when it produced the result. */
@@ -98,8 +117,6 @@ export abstract class Chain<T = unknown> {
   _startAt = 0;
   /** @internal {@link moment} when the start reading was taken. */
   _startMoment = -1;
-  /** @internal The policy that took the end reading. */
-  _endPolicy: unknown = undefined;
   /** @internal */
   _endClock: Clock | undefined = undefined;
   /** @internal */
@@ -117,22 +134,28 @@ export abstract class Chain<T = unknown> {
    */
   _now(clock: Clock): number {
     if (!this._descending) return clock.now();
-    if (this._startClock === clock && this._startMoment === moment()) return this._startAt;
+    const current = moment();
+    if (this._startClock === clock && this._startMoment === current) return this._startAt;
     const now = clock.now();
     this._startClock = clock;
     this._startAt = now;
-    this._startMoment = moment();
+    this._startMoment = current;
     return now;
   }
 
   /**
-   * Records that layer `index` read `now` on `clock` as the call's result came
-   * back through it, so an outer pipeline timing the call can reuse the reading
-   * while no user code has run since.
+   * Records that `policy`, layer `index`, read `now` on `clock` as the call's
+   * result came back through it, so an outer pipeline timing the call can reuse
+   * the reading while no user code has run since. A policy run by a custom
+   * policy in that custom policy's place is not this chain's layer: its reading
+   * is not kept, and no older one either.
    * @internal
    */
   _settledAt(clock: Clock, now: number, index: number, policy: unknown): void {
-    this._endPolicy = policy;
+    if (this._layers[index] !== policy) {
+      this._endClock = undefined;
+      return;
+    }
     this._endClock = clock;
     this._endAt = now;
     this._endIndex = index;
@@ -146,15 +169,8 @@ export abstract class Chain<T = unknown> {
    * without running user code; otherwise a fresh reading.
    * @internal
    */
-  _endTime(clock: Clock, trusted: number, layers: readonly unknown[]): number {
-    if (
-      this._endClock === clock &&
-      this._endMoment === moment() &&
-      this._endIndex <= trusted &&
-      layers[this._endIndex] === this._endPolicy
-    ) {
-      return this._endAt;
-    }
+  _endTime(clock: Clock, trusted: number): number {
+    if (this._endClock === clock && this._endMoment === moment() && this._endIndex <= trusted) return this._endAt;
     return clock.now();
   }
 }
@@ -163,21 +179,12 @@ export abstract class Chain<T = unknown> {
 export class RootChain<T> extends Chain<T> {
   readonly callerSignal: AbortSignal | undefined;
   private readonly fn: Work<T>;
-  private readonly layers: readonly Policy<unknown>[];
-  private readonly trust: number;
   constructor(fn: Work<T>, layers: readonly Policy<unknown>[], callerSignal: AbortSignal | undefined, trust: number = descendsPromptly(layers)) {
-    super();
+    super(layers, trust);
     this.fn = fn;
-    this.layers = layers;
     this.callerSignal = callerSignal;
-    this.trust = trust;
   }
-  next(index: number, scope: Scope | undefined, attempt: number): Promise<T> {
-    const layer = this.layers[index];
-    if (layer !== undefined) {
-      if (!trusts(this.trust, index)) userCodeRuns(); // a custom layer may run user code on the way in
-      return layer._run(this, index, scope, attempt) as Promise<T>;
-    }
+  protected _beyond(scope: Scope | undefined, attempt: number): Promise<T> {
     this._descending = false;
     return invoke(this.fn, scope, attempt);
   }
@@ -187,14 +194,10 @@ export class RootChain<T> extends Chain<T> {
 export class NestedChain<T> extends Chain<T> {
   private readonly outer: Chain<T>;
   private readonly outerIndex: number;
-  private readonly layers: readonly Policy<unknown>[];
-  private readonly trust: number;
   constructor(outer: Chain<T>, outerIndex: number, layers: readonly Policy<unknown>[], trust: number) {
-    super();
+    super(layers, trust);
     this.outer = outer;
     this.outerIndex = outerIndex;
-    this.layers = layers;
-    this.trust = trust;
   }
   get callerSignal(): AbortSignal | undefined {
     return this.outer.callerSignal;
@@ -207,12 +210,7 @@ export class NestedChain<T> extends Chain<T> {
     this.fellBack = true;
     this.outer.markFallback();
   }
-  next(index: number, scope: Scope | undefined, attempt: number): Promise<T> {
-    const layer = this.layers[index];
-    if (layer !== undefined) {
-      if (!trusts(this.trust, index)) userCodeRuns();
-      return layer._run(this, index, scope, attempt) as Promise<T>;
-    }
+  protected _beyond(scope: Scope | undefined, attempt: number): Promise<T> {
     return this.outer.next(this.outerIndex + 1, scope, attempt);
   }
 }
@@ -319,9 +317,6 @@ export function descendsPromptly(layers: readonly unknown[]): number {
 function trusts(mask: number, index: number): boolean {
   return index < 31 && ((mask >>> index) & 1) === 1;
 }
-
-/** Re-exported for the policies' settle paths. @internal */
-export { userCodeRuns };
 
 /** The outcome of a call, as counted in metrics. */
 export type Outcome = 'success' | 'failure' | 'timeout' | 'rejected' | 'fallback' | 'cancelled';

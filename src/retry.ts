@@ -3,7 +3,8 @@ import { exponential, sanitizeDelay, type Schedule } from './backoff.ts';
 import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './clock.ts';
 import { isRejection } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, start, userCodeRuns } from './policy.ts';
+import { type Chain, type Scope, start } from './policy.ts';
+import { userCodeRuns } from './moment.ts';
 import { PolicyBase } from './pipeline.ts';
 import type { RetryBudget, RetryBudgetExhaustedEvent } from './retry-budget.ts';
 import {

@@ -28,20 +28,55 @@ import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { delayed, never, track } from './helpers.ts';
 
-/** A clock whose time moves only when a test sets `t`; timers come from a FakeClock. */
-function manualClock(): Clock & { t: number; reads: number } {
-  const timers = new FakeClock();
-  const clock = {
-    t: 0,
-    reads: 0,
-    now(): number {
-      clock.reads++;
-      return clock.t;
-    },
-    schedule: (callback: () => void, ms: number) => timers.schedule(callback, ms),
-    cancel: (handle: unknown) => timers.cancel(handle),
-  };
-  return clock;
+/**
+ * A FakeClock-like clock whose time can also move synchronously (`busy(ms)`), the
+ * way it does while synchronous code runs: timers keep their due times and run
+ * at the next `advance`.
+ */
+class BusyClock implements Clock {
+  #now = 0;
+  #seq = 0;
+  readonly #timers = new Map<number, { at: number; id: number; callback: () => void }>();
+  /** How many times `now()` was read. */
+  reads = 0;
+  now(): number {
+    this.reads++;
+    return this.#now;
+  }
+  /** Synchronous code that takes `ms`: time moves, no timer runs. */
+  busy(ms: number): void {
+    this.#now += ms;
+  }
+  schedule(callback: () => void, delayMs: number): unknown {
+    const id = ++this.#seq;
+    this.#timers.set(id, { id, at: this.#now + Math.max(0, delayMs || 0), callback });
+    return id;
+  }
+  cancel(handle: unknown): void {
+    this.#timers.delete(handle as number);
+  }
+  async advance(ms: number): Promise<void> {
+    const end = this.#now + ms;
+    await settle();
+    for (;;) {
+      let next: { at: number; id: number; callback: () => void } | undefined;
+      for (const t of this.#timers.values()) if (next === undefined || t.at < next.at || (t.at === next.at && t.id < next.id)) next = t;
+      if (next === undefined || next.at > end) break;
+      this.#timers.delete(next.id);
+      if (next.at > this.#now) this.#now = next.at;
+      next.callback();
+      await settle();
+    }
+    if (end > this.#now) this.#now = end;
+    await settle();
+  }
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Like helpers.delayed, on a BusyClock. */
+function later<T>(clock: BusyClock, ms: number, value: T): Promise<T> {
+  return new Promise<T>((resolve) => clock.schedule(() => resolve(value), ms));
 }
 
 function durations(p: { onSettled(listener: (e: { durationMs: number }) => void): unknown }): number[] {
@@ -131,10 +166,10 @@ describe('shared clock readings', () => {
   });
 
   it('a pipeline counts time spent in event listeners between a layer reading the clock and the pipeline', async () => {
-    const clock = manualClock();
+    const clock = new BusyClock();
     const breaker = circuitBreaker({ clock });
     breaker.onSuccess(() => {
-      clock.t += 7; // a slow listener, run after the breaker read the clock
+      clock.busy(7); // a slow listener, run after the breaker read the clock
     });
     const p = pipeline({ clock }, breaker);
     const seen = durations(p);
@@ -143,12 +178,12 @@ describe('shared clock readings', () => {
   });
 
   it('layers reached in one synchronous descent share the first reading; the work runs after it', async () => {
-    const clock = manualClock();
+    const clock = new BusyClock();
     const p = pipeline({ clock }, timeout({ ms: 100, clock }), circuitBreaker({ clock }), timeout({ ms: 50, clock }));
     const seen = durations(p);
     clock.reads = 0; // the breaker's window read the clock when it was created
     await p.execute(() => {
-      clock.t += 3; // the work's synchronous part
+      clock.busy(3); // the work's synchronous part
       return 'ok';
     });
     // one reading for the pipeline and both timeouts; one for the breaker's record, reused by the pipeline
@@ -157,7 +192,7 @@ describe('shared clock readings', () => {
   });
 
   it('a descent that starts after the work ran (a custom policy calling the next layer twice) reads the clock afresh', async () => {
-    const clock = manualClock();
+    const clock = new BusyClock();
     class Twice extends PolicyBase {
       readonly kind = 'twice';
       _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
@@ -173,7 +208,7 @@ describe('shared clock readings', () => {
     durations(p);
     let runs = 0;
     await p.execute(() => {
-      if (runs++ === 0) clock.t += 10; // the first work's synchronous part
+      if (runs++ === 0) clock.busy(10); // the first work's synchronous part
       return 'ok';
     });
     // the second breaker call started at 10, after the first work ran
@@ -181,13 +216,13 @@ describe('shared clock readings', () => {
   });
 
   it('nested pipelines reached in the descent share the outer reading', async () => {
-    const clock = manualClock();
+    const clock = new BusyClock();
     const inner = pipeline({ clock }, timeout({ ms: 50, clock }));
     const outer = pipeline({ clock }, inner);
     const innerSeen = durations(inner);
     const outerSeen = durations(outer);
     await outer.execute(() => {
-      clock.t += 4;
+      clock.busy(4);
       return 'ok';
     });
     expect(innerSeen).toEqual([4]);
@@ -200,54 +235,6 @@ describe('shared clock readings', () => {
 // ---------------------------------------------------------------------------
 // Synchronous user code that takes time (found in review): virtual time alone cannot
 // show it, since a FakeClock only moves between macrotasks.
-
-/**
- * A FakeClock-like clock whose time can also move synchronously (`busy(ms)`), the
- * way it does while synchronous code runs: timers keep their due times and run
- * at the next `advance`.
- */
-class BusyClock implements Clock {
-  #now = 0;
-  #seq = 0;
-  readonly #timers = new Map<number, { at: number; id: number; callback: () => void }>();
-  now(): number {
-    return this.#now;
-  }
-  /** Synchronous code that takes `ms`: time moves, no timer runs. */
-  busy(ms: number): void {
-    this.#now += ms;
-  }
-  schedule(callback: () => void, delayMs: number): unknown {
-    const id = ++this.#seq;
-    this.#timers.set(id, { id, at: this.#now + Math.max(0, delayMs || 0), callback });
-    return id;
-  }
-  cancel(handle: unknown): void {
-    this.#timers.delete(handle as number);
-  }
-  async advance(ms: number): Promise<void> {
-    const end = this.#now + ms;
-    await settle();
-    for (;;) {
-      let next: { at: number; id: number; callback: () => void } | undefined;
-      for (const t of this.#timers.values()) if (next === undefined || t.at < next.at || (t.at === next.at && t.id < next.id)) next = t;
-      if (next === undefined || next.at > end) break;
-      this.#timers.delete(next.id);
-      if (next.at > this.#now) this.#now = next.at;
-      next.callback();
-      await settle();
-    }
-    if (end > this.#now) this.#now = end;
-    await settle();
-  }
-}
-
-const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/** Like helpers.delayed, on a BusyClock. */
-function later<T>(clock: BusyClock, ms: number, value: T): Promise<T> {
-  return new Promise<T>((resolve) => clock.schedule(() => resolve(value), ms));
-}
 
 /** A custom policy doing `ms` of synchronous work before handing the call on (signing, a sync cache lookup...). */
 class Prep extends PolicyBase {

@@ -34,9 +34,13 @@ export function never<T = never>(): Promise<T> {
   return new Promise<T>(() => {});
 }
 
-/** Resolves with `value` after `ms` of fake time, or rejects with the signal's reason on abort. */
+/** Resolves with `value` after `ms` of fake time, or rejects with the signal's reason on abort (at once if it already is). */
 export function delayed<T>(clock: FakeClock, ms: number, value: T, signal?: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(signal.reason);
+      return;
+    }
     const handle = clock.schedule(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve(value);

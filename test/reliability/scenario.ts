@@ -35,7 +35,7 @@ import { PolicyBase } from '../../src/pipeline.ts';
 import { type Chain, type Scope, start } from '../../src/policy.ts';
 import { prometheusMetrics } from '../../src/prometheus/index.ts';
 import { FakeClock, seededRandom } from '../../src/testing/index.ts';
-import { abortListenerCount } from '../helpers.ts';
+import { abortListenerCount, delayed } from '../helpers.ts';
 
 // ---------------------------------------------------------------------------
 // The model
@@ -303,7 +303,7 @@ function build(specs: readonly PolicySpec[], clock: FakeClock, random: () => num
           if (spec.mode === 'factory') return reuse(fallback({ factory: () => 'fb', handle }));
           if (spec.mode === 'asyncFactory') return reuse(fallback({ factory: () => Promise.resolve('fb'), handle }));
           // Takes 7 ms of virtual time, or stops with the signal's reason.
-          return reuse(fallback({ factory: ({ signal }) => sleep(clock, 7, signal).then(() => 'fb'), handle }));
+          return reuse(fallback({ factory: ({ signal }) => delayed(clock, 7, 'fb', signal), handle }));
         }
         case 'linger':
           return new LingerPolicy(clock, spec.ms);
@@ -785,25 +785,6 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   return { violations, outcomes, pending };
 }
 
-/** Waits `ms` on `clock`, or rejects with the signal's reason as soon as it aborts. */
-function sleep(clock: FakeClock, ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (signal?.aborted === true) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = (): void => {
-      clock.cancel(handle);
-      reject(signal!.reason);
-    };
-    const handle = clock.schedule(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /**
  * A custom policy, written as a user would (docs/reference/pipeline.md), that
  * waits `ms` after its inner call settled before passing the result on: a
@@ -821,9 +802,9 @@ class LingerPolicy extends PolicyBase {
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     const signal = scope?.signal;
     return start(chain, index + 1, scope, attempt).then(
-      (value) => sleep(this.#clock, this.#ms, signal).then(() => value),
+      (value) => delayed(this.#clock, this.#ms, value, signal),
       (error: unknown) =>
-        sleep(this.#clock, this.#ms, signal).then(() => {
+        delayed(this.#clock, this.#ms, undefined, signal).then(() => {
           throw error;
         }),
     );
