@@ -267,6 +267,53 @@ export async function deploy(services: readonly ServiceSpec[], options: DeployOp
   };
 }
 
+/** One transport call's way out: settled once, by the transport or by the first signal to abort. */
+interface CallEnd {
+  /** True once the call has settled either way. */
+  readonly done: () => boolean;
+  readonly resolve: (response: HttpResponse) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Ends a call at most once: through the returned `resolve`/`reject`, or when the
+ * caller's `signal` or the deployment's `shutdown` aborts, after `tearDown(reason)`
+ * has dropped the call's network side. Both abort listeners go either way.
+ */
+function endOnce(
+  signal: AbortSignal | undefined,
+  shutdown: AbortSignal,
+  resolve: (response: HttpResponse) => void,
+  reject: (error: unknown) => void,
+  tearDown: (reason: unknown) => void,
+): CallEnd {
+  let done = false;
+  const finish = (): boolean => {
+    if (done) return false;
+    done = true;
+    signal?.removeEventListener('abort', onAbort);
+    shutdown.removeEventListener('abort', onAbort);
+    return true;
+  };
+  const onAbort = (event: Event): void => {
+    if (!finish()) return;
+    const reason = (event.target as AbortSignal).reason as unknown;
+    tearDown(reason);
+    reject(reason);
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  shutdown.addEventListener('abort', onAbort, { once: true });
+  return {
+    done: () => done,
+    resolve: (response) => {
+      if (finish()) resolve(response);
+    },
+    reject: (error) => {
+      if (finish()) reject(error);
+    },
+  };
+}
+
 /** The in-memory transport: a call is a clock timer (the network) and a direct call of the host. */
 function memoryTransport(
   hosts: Map<string, ServiceHost>,
@@ -283,37 +330,17 @@ function memoryTransport(
     return new Promise<HttpResponse>((resolve, reject) => {
       // The callee's view of the connection: closed when the caller aborts or the deployment stops.
       const connection = new AbortController();
-      let done = false;
-      const finish = (): void => {
-        done = true;
-        signal?.removeEventListener('abort', onAbort);
-        shutdown.removeEventListener('abort', onAbort);
-      };
-      const onAbort = (event: Event): void => {
-        if (done) return;
-        finish();
+      let timer: unknown;
+      const end = endOnce(signal, shutdown, resolve, reject, (reason) => {
         clock.cancel(timer);
-        const reason = (event.target as AbortSignal).reason;
         connection.abort(reason);
-        reject(reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      shutdown.addEventListener('abort', onAbort, { once: true });
-      const timer = clock.schedule(() => {
-        if (done) return;
-        host.handle(request, connection.signal).then(
-          (response) => {
-            if (done) return;
-            finish();
-            resolve(response);
-          },
-          () => {
-            // Only reachable after the caller aborted (the host answers 500 for handler errors).
-            if (done) return;
-            finish();
-            reject(new Error(`${service}: connection reset`));
-          },
-        );
+      });
+      timer = clock.schedule(() => {
+        if (end.done()) return;
+        host.handle(request, connection.signal).then(end.resolve, () => {
+          // Only reachable after the caller aborted (the host answers 500 for handler errors).
+          end.reject(new Error(`${service}: connection reset`));
+        });
       }, latencyMs);
     });
   };
@@ -384,26 +411,14 @@ async function httpTransport(
         headers['content-type'] = 'application/json';
         headers['content-length'] = payload.length;
       }
-      let done = false;
-      const finish = (): void => {
-        done = true;
-        signal?.removeEventListener('abort', onAbort);
-        shutdown.removeEventListener('abort', onAbort);
-      };
-      const onAbort = (event: Event): void => {
-        if (done) return;
-        finish();
-        req.destroy();
-        reject((event.target as AbortSignal).reason);
-      };
+      const end = endOnce(signal, shutdown, resolve, reject, () => req.destroy());
       const req = http.request(
         { host: '127.0.0.1', port, method: request.method, path: request.path, headers, agent },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
           res.on('end', () => {
-            if (done) return;
-            finish();
+            if (end.done()) return;
             const text = Buffer.concat(chunks).toString('utf8');
             const out: Record<string, string> = {};
             for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') out[k] = v;
@@ -415,18 +430,12 @@ async function httpTransport(
                 body = text;
               }
             }
-            resolve({ status: res.statusCode ?? 0, headers: out, body });
+            end.resolve({ status: res.statusCode ?? 0, headers: out, body });
           });
           res.on('error', () => {});
         },
       );
-      req.on('error', (error) => {
-        if (done) return;
-        finish();
-        reject(new Error(`${service}: ${error.message}`, { cause: error }));
-      });
-      signal?.addEventListener('abort', onAbort, { once: true });
-      shutdown.addEventListener('abort', onAbort, { once: true });
+      req.on('error', (error) => end.reject(new Error(`${service}: ${error.message}`, { cause: error })));
       req.end(payload);
     });
   };
