@@ -2,7 +2,7 @@ import { unwatchAbort, watchAbort } from './abort.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { BulkheadRejectedError } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, start } from './policy.ts';
+import { type Chain, type Scope, settleWith, start } from './policy.ts';
 import { userCodeRuns } from './moment.ts';
 import { PolicyBase } from './pipeline.ts';
 import { checkOptions, clock as clockCheck, duration, integer, received } from './validate.ts';
@@ -150,9 +150,26 @@ export class BulkheadPolicy extends PolicyBase {
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     if (this.#active < this.#maxConcurrent && this.#queued === 0) {
       this.#active++;
-      return start(chain, index + 1, scope, attempt).then(this.#settledOk, this.#settledError) as Promise<T>;
+      const inner = start(chain, index + 1, scope, attempt);
+      if (!chain._reports(index, this)) return inner.then(this.#settledOk, this.#settledError) as Promise<T>;
+      // The outermost layer of a timed pipeline: report the end from this reaction,
+      // after the released slot may have started a queued call (its first layers
+      // run now, before the caller sees this result).
+      return inner.then(
+        (value) => {
+          this.#release();
+          chain._settle(true, undefined);
+          return value;
+        },
+        (error: unknown) => {
+          this.#release();
+          chain._settle(false, error);
+          throw error;
+        },
+      );
     }
-    return this.#enqueue(chain, index, scope, attempt);
+    const queued = this.#enqueue(chain, index, scope, attempt);
+    return chain._reports(index, this) ? settleWith(chain, queued) : queued;
   }
 
   #enqueue<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {

@@ -13,7 +13,7 @@ import { type Clock, type RandomSource, systemClock, systemRandom } from './cloc
 import { BrokenCircuitError, IsolatedCircuitError, isRejection } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
 import { PolicyBase } from './pipeline.ts';
-import { type Chain, type Scope, start } from './policy.ts';
+import { type Chain, type Scope, settleWith, start } from './policy.ts';
 import { userCodeRuns } from './moment.ts';
 import {
   type Check,
@@ -407,7 +407,10 @@ export class CircuitBreakerPolicy extends PolicyBase {
     let probe = false;
     if (this.#state !== 'closed') {
       const refusal = this.#admit();
-      if (refusal !== undefined) return Promise.reject(refusal);
+      if (refusal !== undefined) {
+        const refused = Promise.reject(refusal);
+        return chain._reports(index, this) ? settleWith(chain, refused) : refused;
+      }
       probe = true;
     }
     const generation = this.#generation;
@@ -416,13 +419,17 @@ export class CircuitBreakerPolicy extends PolicyBase {
     // bookkeeping on a side branch would save the rethrow below, about 0.5 µs per
     // failure, but the side branch would mark the work's promise as handled, so an
     // unawaited failing call would no longer report an unhandled rejection.)
+    // The outermost layer of a timed pipeline also reports the call's end here.
+    const reports = chain._reports(index, this);
     return start(chain, index + 1, scope, attempt).then(
       (value) => {
         this.#settle(chain, index, generation, probe, startedAt, SUCCEEDED, undefined);
+        if (reports) chain._settle(true, undefined);
         return value;
       },
       (error: unknown) => {
         this.#settle(chain, index, generation, probe, startedAt, chain.isCallerAbort(error) ? IGNORED : FAILED, error);
+        if (reports) chain._settle(false, error);
         throw error;
       },
     );

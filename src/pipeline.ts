@@ -1,7 +1,8 @@
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
-import { Emitter, type Event } from './events.ts';
+import { type Disposer, Emitter, type Event } from './events.ts';
 import {
+  type CallObserver,
   type Chain,
   type ExecuteOptions,
   type ExtraResult,
@@ -14,6 +15,7 @@ import {
   outcomeOf,
   raceAbort,
   RootChain,
+  settleWith,
   start,
   descendsPromptly,
   settlesPromptly,
@@ -31,8 +33,22 @@ export interface SettledEvent {
 }
 
 /**
+ * How a pipeline times its calls: the clock it reads, whether its outermost
+ * layer is a built-in policy that reports each call's end, and what it does
+ * with the report.
+ * @internal
+ */
+export interface Timing extends CallObserver {
+  readonly clock: Clock;
+  readonly outermostReports: boolean;
+}
+
+/**
  * Runs `layers` as one call: refuses an already-aborted caller signal without
  * calling the work, and rejects with the caller's reason as soon as it aborts.
+ * With `timing`, the call's start is read and its end reported to the observer
+ * by whatever settles the caller's promise: the race with the caller's signal,
+ * the outermost layer, or failing those one more promise step.
  * @internal
  */
 export function executeLayers<T>(
@@ -41,23 +57,33 @@ export function executeLayers<T>(
   fn: Work<T>,
   options: ExecuteOptions | undefined,
   trust: number,
-  timing?: Clock,
-): { chain: RootChain<T>; promise: Promise<T>; startedAt: number } {
+  timing?: Timing,
+): Promise<T> {
   if (typeof fn !== 'function') {
     throw new TypeError(`${owner}.execute: the work must be a function; received ${fn === null ? 'null' : typeof fn}`);
   }
   const signal = callerSignalOf(owner, options);
   const chain = new RootChain(fn, layers, signal, trust);
   chain._descending = true;
-  const startedAt = timing === undefined ? 0 : chain._now(timing);
+  if (timing !== undefined) {
+    chain._observedFrom = chain._now(timing.clock);
+    chain._observer = timing;
+    if (signal === undefined && timing.outermostReports) chain._reporter = layers[0];
+  }
   let promise: Promise<T>;
-  if (signal === undefined) promise = start(chain, 0, undefined, 1);
-  else if (signal.aborted) promise = Promise.reject(signal.reason);
-  else promise = raceAbort(start(chain, 0, { signal }, 1), signal);
+  if (signal === undefined) {
+    promise = start(chain, 0, undefined, 1);
+    if (timing !== undefined && !timing.outermostReports) promise = settleWith(chain, promise);
+  } else if (signal.aborted) {
+    promise = Promise.reject(signal.reason);
+    if (timing !== undefined) promise = settleWith(chain, promise);
+  } else {
+    promise = raceAbort(start(chain, 0, { signal }, 1), signal, timing === undefined ? undefined : chain);
+  }
   // The descent is over, whether it reached the work or stopped to wait (a
   // bulkhead queue): layers reached from now on read the clock themselves.
   chain._descending = false;
-  return { chain, promise, startedAt };
+  return promise;
 }
 
 /**
@@ -74,7 +100,7 @@ export abstract class PolicyBase<R = never> implements Policy<R> {
   execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
     const self = (this.#self ??= [this as Policy<unknown>]);
     if (this.#selfTrust < 0) this.#selfTrust = descendsPromptly(self);
-    return executeLayers<T | R>(this.kind, self, fn, options, this.#selfTrust).promise;
+    return executeLayers<T | R>(this.kind, self, fn, options, this.#selfTrust);
   }
 
   wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T | R> {
@@ -123,8 +149,8 @@ export class Pipeline<R = never> implements Policy<R> {
   /** How many leading layers are built-in policies (see `Chain._endTime`). */
   readonly #prompt: number;
   readonly #trust: number;
-  // Emitters are created on first subscription: an unobserved pipeline holds none (~180 B each).
-  #settled: Emitter<SettledEvent> | undefined;
+  // Created on first use: an unobserved pipeline holds no timing and no emitter (~180 B each).
+  #timing: PipelineTiming | undefined;
   #disposed: Emitter<void> | undefined;
 
   /** Use {@link pipeline} instead. @internal */
@@ -139,11 +165,35 @@ export class Pipeline<R = never> implements Policy<R> {
   }
 
   /**
-   * Fires once per call with its outcome and duration. Telemetry sinks use it;
-   * when nobody listens, calls are not timed at all.
+   * Fires once per call with its outcome and duration, before the caller sees
+   * the result. When nobody listens (and no metrics sink is attached), calls are
+   * not timed at all.
    */
   get onSettled(): Event<SettledEvent> {
-    return (this.#settled ??= new Emitter()).subscribe;
+    const timing = this.#timed();
+    return (timing.settled ??= new Emitter()).subscribe;
+  }
+
+  /**
+   * Adds a recorder told each call's outcome and duration, as `onSettled`
+   * listeners are but without an event object: the Prometheus sink's channel.
+   * Returns its remover.
+   * @internal
+   */
+  _record(recorder: CallRecorder): Disposer {
+    const timing = this.#timed();
+    timing.recorders = [...timing.recorders, recorder];
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const index = timing.recorders.indexOf(recorder);
+      if (index >= 0) timing.recorders = timing.recorders.filter((_, i) => i !== index);
+    };
+  }
+
+  #timed(): PipelineTiming {
+    return (this.#timing ??= new PipelineTiming(this.#clock, this.#prompt));
   }
 
   /** Fires when {@link Pipeline.dispose} is called: metrics sinks drop this pipeline's series. */
@@ -157,10 +207,8 @@ export class Pipeline<R = never> implements Policy<R> {
   }
 
   execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
-    const settled = this.#settled;
-    if (settled === undefined || !settled.active) return executeLayers<T | R>('pipeline', this.policies, fn, options, this.#trust).promise;
-    const { chain, promise, startedAt } = executeLayers<T | R>('pipeline', this.policies, fn, options, this.#trust, this.#clock);
-    return this.#observe(promise, chain, settled, startedAt);
+    const timing = this.#timing;
+    return executeLayers<T | R>('pipeline', this.policies, fn, options, this.#trust, timing !== undefined && timing.watched() ? timing : undefined);
   }
 
   wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T | R> {
@@ -173,28 +221,56 @@ export class Pipeline<R = never> implements Policy<R> {
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R> {
     const nested = new NestedChain<T>(chain, index, this.policies, this.#trust);
-    const settled = this.#settled;
-    if (settled === undefined || !settled.active) return start(nested, 0, scope, attempt);
-    const startedAt = nested._now(this.#clock);
-    return this.#observe(start(nested, 0, scope, attempt), nested, settled, startedAt);
+    const timing = this.#timing;
+    if (timing === undefined || !timing.watched()) return start(nested, 0, scope, attempt);
+    // As in executeLayers: the outermost layer reports the end, or one more step does.
+    nested._observedFrom = nested._now(this.#clock);
+    nested._observer = timing;
+    if (this.#prompt > 0) {
+      nested._reporter = this.policies[0];
+      return start(nested, 0, scope, attempt);
+    }
+    return settleWith(nested, start(nested, 0, scope, attempt));
+  }
+}
+
+/**
+ * Receives each call's outcome and duration from a pipeline timing its calls.
+ * @internal
+ */
+export interface CallRecorder {
+  record(outcome: Outcome, durationMs: number): void;
+}
+
+const NO_RECORDERS: readonly CallRecorder[] = Object.freeze([]);
+
+/** A pipeline's timing of its calls: reports each call's outcome and duration to its recorders and `onSettled` listeners. */
+class PipelineTiming implements Timing {
+  readonly clock: Clock;
+  readonly outermostReports: boolean;
+  /** Made on the first `onSettled` subscription (~180 B): a pipeline with only a sink attached holds none. */
+  settled: Emitter<SettledEvent> | undefined = undefined;
+  recorders: readonly CallRecorder[] = NO_RECORDERS;
+  readonly #prompt: number;
+
+  constructor(clock: Clock, prompt: number) {
+    this.clock = clock;
+    this.outermostReports = prompt > 0;
+    this.#prompt = prompt;
   }
 
-  /** Reports the call's outcome and duration through `onSettled`, passing its result on. */
-  #observe<V>(promise: Promise<V>, chain: Chain<unknown>, settled: Emitter<SettledEvent>, startedAt: number): Promise<V> {
-    const clock = this.#clock;
-    const prompt = this.#prompt;
-    return promise.then(
-      (value) => {
-        const durationMs = chain._endTime(clock, prompt) - startedAt;
-        settled.emit({ outcome: outcomeOf(chain, true, undefined), durationMs, error: undefined });
-        return value;
-      },
-      (error: unknown) => {
-        const durationMs = chain._endTime(clock, prompt) - startedAt;
-        settled.emit({ outcome: outcomeOf(chain, false, error), durationMs, error });
-        throw error;
-      },
-    );
+  /** Whether anyone wants calls timed: when nobody does, they are not timed at all. */
+  watched(): boolean {
+    return this.recorders.length > 0 || (this.settled !== undefined && this.settled.active);
+  }
+
+  _callSettled(chain: Chain<unknown>, ok: boolean, error: unknown): void {
+    const durationMs = chain._endTime(this.clock, this.#prompt) - chain._observedFrom;
+    const outcome = outcomeOf(chain, ok, error);
+    const recorders = this.recorders;
+    for (let i = 0; i < recorders.length; i++) recorders[i]!.record(outcome, durationMs);
+    const settled = this.settled;
+    if (settled !== undefined && settled.active) settled.emit({ outcome, durationMs, error: ok ? undefined : error });
   }
 }
 

@@ -106,6 +106,47 @@ export abstract class Chain<T = unknown> {
     return signal !== undefined && signal.aborted && signal.reason === error;
   }
 
+  // A pipeline timing its calls lets its outermost layer, when that is a built-in
+  // policy, report the call's end from the promise reaction it runs anyway,
+  // instead of adding one more promise step to every call (docs/design.md,
+  // "Observing a call without another promise step").
+  /** @internal Told once when the call settles; cleared when told. */
+  _observer: CallObserver | undefined = undefined;
+  /** @internal The layer that reports the end through {@link Chain._settle}, if a layer does. */
+  _reporter: unknown = undefined;
+  /** @internal When the observed call started, on the observer's clock. */
+  _observedFrom = 0;
+
+  /**
+   * True when `policy`, running as layer `index`, must report this call's end
+   * through {@link Chain._settle} exactly as the promise it returns settles.
+   * @internal
+   */
+  _reports(index: number, policy: unknown): boolean {
+    return index === 0 && this._reporter === policy;
+  }
+
+  /**
+   * Tells the observer that the call settled: fulfilled (`ok`) or rejected with
+   * `error`. Called as the caller's promise settles, before the caller's own
+   * reactions run; a second call does nothing. Never throws: a report that
+   * fails (a clock whose `now` throws) must not change the call's result, so
+   * its error surfaces on its own, on a later microtask.
+   * @internal
+   */
+  _settle(ok: boolean, error: unknown): void {
+    const observer = this._observer;
+    if (observer === undefined) return;
+    this._observer = undefined;
+    try {
+      observer._callSettled(this, ok, error);
+    } catch (bug) {
+      queueMicrotask(() => {
+        throw bug;
+      });
+    }
+  }
+
   // One clock reading per moment (docs/design.md, "Clock readings"): layers that
   // read the same clock in one synchronous run, with no user code in between,
   // share the reading instead of paying ~45 ns each for another one.
@@ -173,6 +214,31 @@ export abstract class Chain<T = unknown> {
     if (this._endClock === clock && this._endMoment === moment() && this._endIndex <= trusted) return this._endAt;
     return clock.now();
   }
+}
+
+/** Who watches a call end: a pipeline timing its calls. @internal */
+export interface CallObserver {
+  _callSettled(chain: Chain<unknown>, ok: boolean, error: unknown): void;
+}
+
+/**
+ * Reports `chain`'s end when `promise` settles, passing its result on: how a
+ * call is observed when no layer reports it from a reaction of its own (a
+ * custom outermost layer, a refusal, a queued or retried call, an asynchronous
+ * fallback).
+ * @internal
+ */
+export function settleWith<T>(chain: Chain<unknown>, promise: Promise<T>): Promise<T> {
+  return promise.then(
+    (value) => {
+      chain._settle(true, undefined);
+      return value;
+    },
+    (error: unknown) => {
+      chain._settle(false, error);
+      throw error;
+    },
+  );
 }
 
 /** @internal */
@@ -256,17 +322,19 @@ export function start<T>(chain: Chain<T>, index: number, scope: Scope | undefine
  * and a late rejection of `promise` is observed (never unhandled).
  * @internal
  */
-export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal, chain?: Chain<unknown>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const race = new AbortRace(signal, reject);
+    const race = new AbortRace(signal, reject, chain);
     watchAbort(signal, race);
     promise.then(
       (value) => {
         unwatchAbort(signal, race);
+        chain?._settle(true, undefined);
         resolve(value);
       },
       (error: unknown) => {
         unwatchAbort(signal, race);
+        chain?._settle(false, error);
         reject(error);
       },
     );
@@ -276,12 +344,17 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<
 class AbortRace {
   private readonly signal: AbortSignal;
   private readonly reject: (reason: unknown) => void;
-  constructor(signal: AbortSignal, reject: (reason: unknown) => void) {
+  /** The call, when an observer waits for its end: the race settles the caller's promise, so it reports. */
+  private readonly chain: Chain<unknown> | undefined;
+  constructor(signal: AbortSignal, reject: (reason: unknown) => void, chain: Chain<unknown> | undefined) {
     this.signal = signal;
     this.reject = reject;
+    this.chain = chain;
   }
   handleEvent(): void {
-    this.reject(this.signal.reason);
+    const reason: unknown = this.signal.reason;
+    this.chain?._settle(false, reason);
+    this.reject(reason);
   }
 }
 

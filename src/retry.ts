@@ -3,7 +3,7 @@ import { exponential, sanitizeDelay, type Schedule } from './backoff.ts';
 import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './clock.ts';
 import { isRejection } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, start } from './policy.ts';
+import { type Chain, type Scope, settleWith, start } from './policy.ts';
 import { userCodeRuns } from './moment.ts';
 import { PolicyBase } from './pipeline.ts';
 import type { RetryBudget, RetryBudgetExhaustedEvent } from './retry-budget.ts';
@@ -241,8 +241,27 @@ export class RetryPolicy extends PolicyBase {
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, _attempt: number): Promise<T> {
     if (this.budget !== undefined) this.budget.recordFirstAttempt();
     const startedAt = this.maxElapsedMs === undefined ? 0 : chain._now(this._clock);
-    return start(chain, index + 1, scope, 1).then(undefined, (error: unknown) =>
-      new RetryCall<T>(this, chain, index, scope, startedAt).first(error),
+    const inner = start(chain, index + 1, scope, 1);
+    if (!chain._reports(index, this)) {
+      return inner.then(undefined, (error: unknown) => new RetryCall<T>(this, chain, index, scope, startedAt).first(error));
+    }
+    // The outermost layer of a timed pipeline: report a first-attempt success from
+    // this reaction; a retried call's end is reported when the retries settle.
+    return inner.then(
+      (value) => {
+        chain._settle(true, undefined);
+        return value;
+      },
+      (error: unknown) => {
+        let retried: Promise<T>;
+        try {
+          retried = new RetryCall<T>(this, chain, index, scope, startedAt).first(error);
+        } catch (thrown) {
+          chain._settle(false, thrown); // not retried
+          throw thrown;
+        }
+        return settleWith(chain, retried);
+      },
     );
   }
 

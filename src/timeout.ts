@@ -2,7 +2,7 @@ import { unwatchAbort, watchAbort } from './abort.ts';
 import { type Clock, type TimerHandle, systemClock } from './clock.ts';
 import { TimeoutError } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope } from './policy.ts';
+import { type Chain, type Scope, settleWith } from './policy.ts';
 import { PolicyBase } from './pipeline.ts';
 import { checkOptions, clock as clockCheck, duration } from './validate.ts';
 
@@ -39,6 +39,8 @@ class TimedCall<T> implements Scope {
   settled = false;
   resolve!: (value: T) => void;
   reject!: (error: unknown) => void;
+  /** The call's chain, when this timeout is the outermost layer of a timed pipeline and reports the end. */
+  reportTo: Chain<unknown> | undefined = undefined;
   private readonly owner: TimeoutPolicy;
   private readonly parent: Scope | undefined;
   private readonly attempt: number;
@@ -77,26 +79,32 @@ class TimedCall<T> implements Scope {
     if (this.settled) return;
     const reason = this.parentSignal!.reason as unknown;
     const reject = this.reject;
+    const reportTo = this.reportTo;
     this.finish();
     this.controller?.abort(reason);
     reject(reason);
+    reportTo?._settle(false, reason);
   }
 
   expire(): void {
     if (this.settled) return;
     const error = (this.error = new TimeoutError(this.owner.ms));
     const reject = this.reject;
+    const reportTo = this.reportTo;
     this.finish();
     this.controller?.abort(error);
     reject(error);
     this.owner.timedOut(this.attempt);
+    reportTo?._settle(false, error);
   }
 
   fulfil = (value: T): void => {
     if (this.settled) return;
     const resolve = this.resolve;
+    const reportTo = this.reportTo;
     this.finish();
     resolve(value);
+    reportTo?._settle(true, undefined);
   };
 
   fail = (error: unknown): void => {
@@ -105,8 +113,10 @@ class TimedCall<T> implements Scope {
       return;
     }
     const reject = this.reject;
+    const reportTo = this.reportTo;
     this.finish();
     reject(error);
+    reportTo?._settle(false, error);
   };
 
   private finish(): void {
@@ -117,6 +127,7 @@ class TimedCall<T> implements Scope {
     // call's deadline: drop what would keep this call's result reachable meanwhile.
     this.resolve = noop;
     this.reject = noop;
+    this.reportTo = undefined;
   }
 }
 
@@ -264,7 +275,11 @@ export class TimeoutPolicy extends PolicyBase {
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     const now = chain._now(this.#clock);
     const call = new TimedCall<T>(this, scope, attempt, now + this.ms);
-    if (!call.link()) return Promise.reject(scope!.signal.reason);
+    if (!call.link()) {
+      const refused = Promise.reject(scope!.signal.reason);
+      return chain._reports(index, this) ? settleWith(chain, refused) : refused;
+    }
+    if (chain._reports(index, this)) call.reportTo = chain;
     const promise = new Promise<T>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;

@@ -8,7 +8,6 @@
  * @internal
  */
 import type { Disposer } from '../events.ts';
-import type { SettledEvent } from '../pipeline.ts';
 import type { BreakerLike, BulkheadLike, PipelineLike } from './policies.ts';
 
 /** Values of the `outcome` label; the first {@link OBSERVED} are observed in the histogram. */
@@ -145,43 +144,9 @@ export class Entry {
     return this.#bucketLabels;
   }
 
-  /** The `onSettled` listener: counts the call and observes its duration. */
-  settledListener(bounds: Float64Array): (event: SettledEvent) => void {
-    const data = this.data;
-    const boundCount = bounds.length;
-    const width = boundCount + 1;
-    return (event) => {
-      let o: number;
-      switch (event.outcome) {
-        case 'success':
-          o = 0;
-          break;
-        case 'failure':
-          o = 1;
-          break;
-        case 'timeout':
-          o = 2;
-          break;
-        case 'fallback':
-          o = 3;
-          break;
-        case 'cancelled':
-          o = 4;
-          break;
-        case 'rejected':
-          data[CALLS + 5]!++;
-          return;
-        default:
-          return;
-      }
-      data[CALLS + o]!++;
-      let seconds = event.durationMs / 1000;
-      if (!(seconds >= 0)) seconds = 0; // NaN or a clock that went backwards
-      data[SUMS + o]! += seconds;
-      let i = 0;
-      while (i < boundCount && seconds > bounds[i]!) i++;
-      data[BUCKETS + o * width + i]!++;
-    };
+  /** The recorder of calls: counts each call and observes its duration. */
+  settledRecorder(bounds: Float64Array): SettledRecorder {
+    return new SettledRecorder(this.data, bounds);
   }
 
   /** Returns a listener that adds one to slot `index`. */
@@ -488,3 +453,57 @@ export const FAMILY_SUFFIXES = [
   'timeouts_total',
   'fallbacks_total',
 ] as const;
+
+/**
+ * Counts calls by outcome and observes their durations in one pipeline's
+ * `Float64Array`. A pipeline from this copy of Breakwater calls `record`
+ * directly (`Pipeline._record`); any other gets it through `onSettled`.
+ * @internal
+ */
+export class SettledRecorder {
+  readonly #data: Float64Array;
+  readonly #bounds: Float64Array;
+  readonly #width: number;
+
+  constructor(data: Float64Array, bounds: Float64Array) {
+    this.#data = data;
+    this.#bounds = bounds;
+    this.#width = bounds.length + 1;
+  }
+
+  record(outcome: string, durationMs: number): void {
+    const data = this.#data;
+    let o: number;
+    switch (outcome) {
+      case 'success':
+        o = 0;
+        break;
+      case 'failure':
+        o = 1;
+        break;
+      case 'timeout':
+        o = 2;
+        break;
+      case 'fallback':
+        o = 3;
+        break;
+      case 'cancelled':
+        o = 4;
+        break;
+      case 'rejected':
+        data[CALLS + 5]!++;
+        return;
+      default:
+        return;
+    }
+    data[CALLS + o]!++;
+    let seconds = durationMs / 1000;
+    if (!(seconds >= 0)) seconds = 0; // NaN or a clock that went backwards
+    data[SUMS + o]! += seconds;
+    const bounds = this.#bounds;
+    const boundCount = bounds.length;
+    let i = 0;
+    while (i < boundCount && seconds > bounds[i]!) i++;
+    data[BUCKETS + o * this.#width + i]!++;
+  }
+}

@@ -1,5 +1,5 @@
 import type { Disposer } from '../events.ts';
-import { PIPELINE_NAME } from '../pipeline.ts';
+import { PIPELINE_NAME, Pipeline } from '../pipeline.ts';
 import { checkOptions, received, satisfies } from '../validate.ts';
 import { Entry, FAMILY_SUFFIXES, type Family, GROUP, GROUP_VERSION, Group, SLOTS } from './families.ts';
 import { isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
@@ -273,7 +273,11 @@ export class PrometheusMetrics {
       );
       const d = entry.disposers;
       try {
-        on(unit.pipeline.onSettled, entry.settledListener(group.bounds), d);
+        const recorder = entry.settledRecorder(group.bounds);
+        // A pipeline from this copy of Breakwater takes the recorder directly (no
+        // event object per call); any other pipeline-like reports through onSettled.
+        if (unit.pipeline instanceof Pipeline) d.push(unit.pipeline._record(recorder));
+        else on(unit.pipeline.onSettled, (event) => recorder.record(event.outcome, event.durationMs), d);
         for (const breaker of unit.breakers) on(breaker.onStateChange, entry.transitionListener(), d);
         for (const bulkhead of unit.bulkheads) on(bulkhead.onReject, entry.counter(SLOTS.BULKHEAD_REJECTIONS), d);
         for (const retry of unit.retries) {

@@ -1,0 +1,451 @@
+/**
+ * A pipeline timing its calls (an `onSettled` listener, such as the Prometheus
+ * sink) lets its outermost layer report each call's end from the promise
+ * reaction that layer runs anyway, when that layer is a built-in policy; the
+ * race with a caller's signal reports when there is one; anything else gets one
+ * more promise step (docs/design.md, "Observing a call without another promise
+ * step"). These tests pin that:
+ * - the report costs no extra promise step when a built-in policy is outermost
+ *   (the caller gets its result after as many microtask turns as with no
+ *   listener), and exactly one when a custom policy is;
+ * - whoever reports, each call is reported exactly once, before the caller's own
+ *   reactions run, with the outcome the caller saw and the time it waited.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  bulkhead,
+  BulkheadRejectedError,
+  circuitBreaker,
+  constant,
+  fallback,
+  isRejection,
+  isTimeoutError,
+  type Outcome,
+  type Pipeline,
+  pipeline,
+  type Policy,
+  retry,
+  type SettledEvent,
+  timeout,
+} from '../src/index.ts';
+import { PolicyBase } from '../src/pipeline.ts';
+import { prometheusMetrics } from '../src/prometheus/index.ts';
+import { Registry } from 'prom-client';
+import { type Chain, type Scope, start } from '../src/policy.ts';
+import { FakeClock } from '../src/testing/index.ts';
+import { delayed } from './helpers.ts';
+
+/** Rejects with `error` after `ms` of fake time. */
+function failing(clock: FakeClock, ms: number, error: Error): Promise<never> {
+  return new Promise<never>((_, reject) => clock.schedule(() => reject(error), ms));
+}
+
+/** Microtask turns until `promise` settles (it must settle within 200). */
+async function turnsToSettle(promise: Promise<unknown>): Promise<number> {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  let turns = 0;
+  while (!settled) {
+    if (++turns > 200) throw new Error('the call did not settle within 200 microtask turns');
+    await null;
+  }
+  return turns;
+}
+
+/** Runs `body`, collecting what is rethrown on a later microtask (how Breakwater surfaces a listener's bug). */
+async function surfacedErrors(body: () => Promise<void>): Promise<unknown[]> {
+  const surfaced: unknown[] = [];
+  const original = globalThis.queueMicrotask;
+  globalThis.queueMicrotask = (callback) =>
+    original(() => {
+      try {
+        callback();
+      } catch (error) {
+        surfaced.push(error);
+      }
+    });
+  try {
+    await body();
+    await null;
+  } finally {
+    globalThis.queueMicrotask = original;
+  }
+  return surfaced;
+}
+
+class PassThrough extends PolicyBase {
+  readonly kind = 'pass-through';
+  _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+    return start(chain, index + 1, scope, attempt);
+  }
+}
+
+type Outermost = { label: string; make: (clock: FakeClock) => Policy<unknown> };
+const OUTERMOST: Outermost[] = [
+  { label: 'fallback', make: () => fallback({ value: 'fallback' }) },
+  { label: 'bulkhead', make: (clock) => bulkhead({ maxConcurrent: 2, maxQueue: 2, clock }) },
+  { label: 'retry', make: (clock) => retry({ maxAttempts: 2, backoff: constant({ ms: 0 }), clock }) },
+  { label: 'circuitBreaker', make: (clock) => circuitBreaker({ clock }) },
+  { label: 'timeout', make: (clock) => timeout({ ms: 100, clock }) },
+];
+
+describe('a built-in outermost layer reports the end without another promise step', () => {
+  for (const { label, make } of OUTERMOST) {
+    it(`${label} outermost: the caller waits as many microtask turns with a listener as without`, async () => {
+      const clock = new FakeClock();
+      const inner = (): Policy<unknown>[] => [circuitBreaker({ clock }), timeout({ ms: 100, clock })];
+      const plain = pipeline({ clock }, make(clock), ...inner());
+      const timed = pipeline({ clock }, make(clock), ...inner());
+      const events: SettledEvent[] = [];
+      timed.onSettled((event) => events.push(event));
+      const succeed = await Promise.all([turnsToSettle(plain.execute(() => 'value')), turnsToSettle(timed.execute(() => 'value'))]);
+      expect(succeed[1]).toBe(succeed[0]);
+      const fail = await Promise.all([
+        turnsToSettle(plain.execute(() => Promise.reject(new Error('down')))),
+        turnsToSettle(timed.execute(() => Promise.reject(new Error('down')))),
+      ]);
+      // A call an outermost retry retried is reported when its retries settle: one step more.
+      expect(fail[1]).toBe(fail[0] + (label === 'retry' ? 1 : 0));
+      expect(events.map((e) => e.outcome)).toEqual(['success', label === 'fallback' ? 'fallback' : 'failure']);
+    });
+  }
+
+  it('a custom outermost layer costs one more step, and its calls are still reported', async () => {
+    const clock = new FakeClock();
+    const plain = pipeline({ clock }, new PassThrough(), timeout({ ms: 100, clock }));
+    const timed = pipeline({ clock }, new PassThrough(), timeout({ ms: 100, clock }));
+    const events: SettledEvent[] = [];
+    timed.onSettled((event) => events.push(event));
+    const without = await turnsToSettle(plain.execute(() => 'value'));
+    expect(await turnsToSettle(timed.execute(() => 'value'))).toBe(without + 1);
+    expect(events).toHaveLength(1);
+  });
+
+  it('a caller signal: the race reports, with no step beyond the race', async () => {
+    const clock = new FakeClock();
+    const plain = pipeline({ clock }, fallback({ value: 0 }), timeout({ ms: 100, clock }));
+    const timed = pipeline({ clock }, fallback({ value: 0 }), timeout({ ms: 100, clock }));
+    timed.onSettled(() => {});
+    const { signal } = new AbortController();
+    const without = await turnsToSettle(plain.execute(() => 'value', { signal }));
+    expect(await turnsToSettle(timed.execute(() => 'value', { signal }))).toBe(without);
+  });
+});
+
+describe('every call is reported once, before its caller sees the result', () => {
+  /** Runs one call and records the order of its report and the caller's reaction. */
+  async function observe(
+    p: Pipeline<unknown>,
+    clock: FakeClock,
+    run: (p: Pipeline<unknown>) => Promise<unknown>,
+    advanceMs = 1_000,
+  ): Promise<{ log: string[]; events: SettledEvent[]; result: PromiseSettledResult<unknown>; waitedMs: number }> {
+    const log: string[] = [];
+    const events: SettledEvent[] = [];
+    const stop = p.onSettled((event) => {
+      events.push(event);
+      log.push(`report ${event.outcome}`);
+    });
+    const startedAt = clock.now();
+    let waitedMs = NaN;
+    let result: PromiseSettledResult<unknown> | undefined;
+    run(p).then(
+      (value) => {
+        waitedMs = clock.now() - startedAt;
+        result = { status: 'fulfilled', value };
+        log.push('caller');
+      },
+      (reason: unknown) => {
+        waitedMs = clock.now() - startedAt;
+        result = { status: 'rejected', reason };
+        log.push('caller');
+      },
+    );
+    await clock.advance(advanceMs);
+    stop();
+    return { log, events, result: result!, waitedMs };
+  }
+
+  it('fallback outermost, async factory: reported when the factory’s promise settles', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ clock }, fallback({ factory: () => delayed(clock, 30, 'late fallback') }), timeout({ ms: 50, clock }));
+    const { log, events, result, waitedMs } = await observe(p, clock, (q) => q.execute(() => failing(clock, 10, new Error('x'))));
+    expect(result).toEqual({ status: 'fulfilled', value: 'late fallback' });
+    expect(log).toEqual(['report fallback', 'caller']);
+    expect(events[0]!.durationMs).toBe(40);
+    expect(waitedMs).toBe(40);
+  });
+
+  it('fallback outermost, a factory that throws: reported as a failure with the thrown error', async () => {
+    const clock = new FakeClock();
+    const thrown = new Error('factory broke');
+    const p = pipeline(
+      { clock },
+      fallback({
+        factory: () => {
+          throw thrown;
+        },
+      }),
+      timeout({ ms: 50, clock }),
+    );
+    const { log, events, result } = await observe(p, clock, (q) => q.execute(() => Promise.reject(new Error('x'))));
+    expect(result).toEqual({ status: 'rejected', reason: thrown });
+    expect(log).toEqual(['report failure', 'caller']);
+    expect(events[0]!.error).toBe(thrown);
+  });
+
+  it('retry outermost: a retried call is reported once, when its last attempt settles', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ clock }, retry({ maxAttempts: 3, backoff: constant({ ms: 10 }), clock }), timeout({ ms: 50, clock }));
+    let attempts = 0;
+    const { log, events, result, waitedMs } = await observe(p, clock, (q) =>
+      q.execute(() => (++attempts < 3 ? failing(clock, 5, new Error('flaky')) : delayed(clock, 5, 'ok'))),
+    );
+    expect(result).toEqual({ status: 'fulfilled', value: 'ok' });
+    expect(log).toEqual(['report success', 'caller']);
+    expect(events[0]!.durationMs).toBe(35);
+    expect(waitedMs).toBe(35);
+  });
+
+  it('retry outermost: an error it does not retry is reported as it rethrows it', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ clock }, retry({ maxAttempts: 3, handle: () => false, clock }));
+    const error = new Error('not retried');
+    const { log, events } = await observe(p, clock, (q) => q.execute(() => Promise.reject(error)));
+    expect(log).toEqual(['report failure', 'caller']);
+    expect(events[0]!.error).toBe(error);
+  });
+
+  it('bulkhead outermost: a queued call and a refused call are each reported once', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ clock }, bulkhead({ maxConcurrent: 1, maxQueue: 1, clock }));
+    const events: SettledEvent[] = [];
+    p.onSettled((event) => events.push(event));
+    const seen: string[] = [];
+    const first = p.execute(() => delayed(clock, 10, 'first'));
+    const queued = p.execute(() => delayed(clock, 10, 'queued')).then((v) => seen.push(`caller ${String(v)} after ${events.length} reports`));
+    const refused = p.execute(() => 'never runs').catch((error: unknown) => seen.push(`refused ${String(error instanceof BulkheadRejectedError)} after ${events.length} reports`));
+    await clock.advance(20);
+    await Promise.all([first, queued, refused]);
+    expect(events.map((e) => [e.outcome, e.durationMs])).toEqual([
+      ['rejected', 0],
+      ['success', 10],
+      ['success', 20],
+    ]);
+    expect(seen).toEqual(['refused true after 1 reports', 'caller queued after 3 reports']);
+  });
+
+  it('circuitBreaker outermost: a refusal while open is reported as rejected', async () => {
+    const clock = new FakeClock();
+    const breaker = circuitBreaker({ clock });
+    breaker.isolate();
+    const p = pipeline({ clock }, breaker, timeout({ ms: 50, clock }));
+    const { log, events, result } = await observe(p, clock, (q) => q.execute(() => 'never runs'));
+    expect(result.status).toBe('rejected');
+    expect(isRejection((result as PromiseRejectedResult).reason)).toBe(true);
+    expect(log).toEqual(['report rejected', 'caller']);
+    expect(events[0]!.durationMs).toBe(0);
+  });
+
+  it('timeout outermost: an expired call is reported once, and the work’s late result is not reported again', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ clock }, timeout({ ms: 50, clock }), circuitBreaker({ clock }));
+    const { log, events, result, waitedMs } = await observe(p, clock, (q) => q.execute(() => delayed(clock, 80, 'too late')));
+    expect(isTimeoutError((result as PromiseRejectedResult).reason)).toBe(true);
+    expect(log).toEqual(['report timeout', 'caller']);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.durationMs).toBe(50);
+    expect(waitedMs).toBe(50);
+  });
+
+  it('a caller abort is reported once as cancelled; the work settling later is not reported', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ clock }, fallback({ value: 'fallback' }), circuitBreaker({ clock }));
+    const controller = new AbortController();
+    clock.schedule(() => controller.abort(new Error('caller gave up')), 20);
+    const { log, events, waitedMs } = await observe(p, clock, (q) => q.execute(() => delayed(clock, 60, 'ok'), { signal: controller.signal }));
+    expect(log).toEqual(['report cancelled', 'caller']);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.durationMs).toBe(20);
+    expect(waitedMs).toBe(20);
+  });
+
+  it('an already-aborted caller signal is reported once as cancelled, without calling the work', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ clock }, fallback({ value: 'fallback' }));
+    const reason = new Error('already gone');
+    let called = false;
+    const { log, events } = await observe(p, clock, (q) =>
+      q.execute(
+        () => {
+          called = true;
+          return 'ok';
+        },
+        { signal: AbortSignal.abort(reason) },
+      ),
+    );
+    expect(called).toBe(false);
+    expect(log).toEqual(['report cancelled', 'caller']);
+    expect(events[0]!.error).toBe(reason);
+  });
+
+  it('a timed pipeline nested in another reports through its own outermost layer', async () => {
+    const clock = new FakeClock();
+    const inner = pipeline({ clock }, retry({ maxAttempts: 2, backoff: constant({ ms: 5 }), clock }), timeout({ ms: 50, clock }));
+    const innerEvents: SettledEvent[] = [];
+    inner.onSettled((event) => innerEvents.push(event));
+    const outer = pipeline({ clock }, fallback({ value: 'fallback' }), inner);
+    let attempts = 0;
+    const { log, events } = await observe(outer, clock, (q) =>
+      q.execute(() => (++attempts === 1 ? failing(clock, 10, new Error('once')) : delayed(clock, 10, 'ok'))),
+    );
+    expect(log).toEqual(['report success', 'caller']);
+    expect(innerEvents.map((e) => [e.outcome, e.durationMs])).toEqual([['success', 25]]);
+    expect(events[0]!.durationMs).toBe(25);
+  });
+
+  it('a report that fails (the clock throws at the end) does not change the call’s result; the error surfaces on its own', async () => {
+    const clock = new FakeClock();
+    let reads = 0;
+    const broken = new Error('clock broke');
+    const failingClock = {
+      now: () => {
+        if (++reads === 2) throw broken;
+        return clock.now();
+      },
+      schedule: clock.schedule.bind(clock),
+      cancel: clock.cancel.bind(clock),
+    };
+    const p = pipeline({ clock: failingClock }, fallback({ value: 'fallback' }));
+    p.onSettled(() => {});
+    const surfaced = await surfacedErrors(async () => {
+      expect(await p.execute(() => 'value')).toBe('value');
+    });
+    expect(reads).toBe(2);
+    expect(surfaced).toEqual([broken]);
+  });
+
+  it('a metrics sink times calls through its recorder; once detached, calls are not timed at all', async () => {
+    const clock = new FakeClock();
+    let reads = 0;
+    const counting = { now: () => (reads++, clock.now()), schedule: clock.schedule.bind(clock), cancel: clock.cancel.bind(clock) };
+    const p = pipeline({ name: 'recorded', clock: counting }, fallback({ value: 'fallback' }));
+    const registry = new Registry();
+    const detach = prometheusMetrics({ registry }).attach(p);
+    await p.execute(() => 'value');
+    expect(reads).toBe(2); // start and end: nothing else in this pipeline reads the clock
+    expect(await registry.getSingleMetricAsString('breakwater_calls_total')).toContain('breakwater_calls_total{pipeline="recorded",outcome="success"} 1');
+    detach();
+    reads = 0;
+    await p.execute(() => 'value');
+    expect(reads).toBe(0);
+  });
+
+  it('a listener that throws does not change the call’s result, and the error surfaces on its own', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ clock }, fallback({ value: 'fallback' }), timeout({ ms: 50, clock }));
+    const thrown = new Error('listener broke');
+    p.onSettled(() => {
+      throw thrown;
+    });
+    const surfaced = await surfacedErrors(async () => {
+      expect(await p.execute(() => 'value')).toBe('value');
+    });
+    expect(surfaced).toEqual([thrown]);
+  });
+});
+
+describe('reports match what callers saw, whichever built-in policy is outermost (property)', () => {
+  type Work = { kind: 'ok' | 'fail'; afterMs: number } | { kind: 'sync-throw' };
+  const workArb: fc.Arbitrary<Work> = fc.oneof(
+    fc.record({ kind: fc.constantFrom<'ok' | 'fail'>('ok', 'fail'), afterMs: fc.integer({ min: 0, max: 120 }) }),
+    fc.constant<Work>({ kind: 'sync-throw' }),
+  );
+  const callArb = fc.record({
+    startAtMs: fc.integer({ min: 0, max: 60 }),
+    attempts: fc.array(workArb, { minLength: 3, maxLength: 3 }),
+    abortAtMs: fc.option(fc.integer({ min: 0, max: 150 }), { nil: undefined }),
+  });
+  const INNER: ((clock: FakeClock) => Policy<unknown>)[] = [
+    (clock) => timeout({ ms: 80, clock }),
+    (clock) => circuitBreaker({ clock, minimumCalls: 2, failureRateThreshold: 0.5, halfOpenAfterMs: 40 }),
+    (clock) => retry({ maxAttempts: 2, backoff: constant({ ms: 15 }), clock }),
+    (clock) => bulkhead({ maxConcurrent: 2, maxQueue: 1, clock }),
+  ];
+
+  function expectedOutcome(result: PromiseSettledResult<unknown>, callerReason: unknown): Outcome {
+    if (result.status === 'fulfilled') return result.value === 'fallback' ? 'fallback' : 'success';
+    const reason: unknown = result.reason;
+    if (callerReason !== undefined && reason === callerReason) return 'cancelled';
+    if (isTimeoutError(reason)) return 'timeout';
+    if (isRejection(reason)) return 'rejected';
+    return 'failure';
+  }
+
+  it('once per call, before the caller, with its outcome, error and waiting time', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: OUTERMOST.length - 1 }),
+        fc.shuffledSubarray([0, 1, 2, 3], { minLength: 0, maxLength: 3 }),
+        fc.array(callArb, { minLength: 1, maxLength: 8 }),
+        async (outermost, innerIndexes, calls) => {
+          const clock = new FakeClock();
+          const p = pipeline({ clock }, OUTERMOST[outermost]!.make(clock), ...innerIndexes.map((i) => INNER[i]!(clock)));
+          const unclaimed: { event: SettledEvent; at: number }[] = [];
+          let reports = 0;
+          p.onSettled((event) => {
+            reports++;
+            unclaimed.push({ event, at: clock.now() });
+          });
+          const problems: string[] = [];
+          let settled = 0;
+          calls.forEach((call, n) => {
+            clock.schedule(() => {
+              const controller = call.abortAtMs === undefined ? undefined : new AbortController();
+              const reason = controller === undefined ? undefined : new Error(`caller ${n} aborted`);
+              if (controller !== undefined) clock.schedule(() => controller.abort(reason), call.abortAtMs! - call.startAtMs);
+              const startedAt = clock.now();
+              let attempt = 0;
+              const promise = p.execute(
+                () => {
+                  const work = call.attempts[Math.min(attempt++, call.attempts.length - 1)]!;
+                  if (work.kind === 'sync-throw') throw new Error(`call ${n} threw`);
+                  return work.kind === 'ok' ? delayed(clock, work.afterMs, `ok ${n}`) : failing(clock, work.afterMs, new Error(`call ${n} failed`));
+                },
+                controller === undefined ? undefined : { signal: controller.signal },
+              );
+              const seen = (result: PromiseSettledResult<unknown>): void => {
+                settled++;
+                const outcome = expectedOutcome(result, reason);
+                const waitedMs = clock.now() - startedAt;
+                const error = result.status === 'rejected' ? result.reason : undefined;
+                const match = unclaimed.findIndex(
+                  ({ event }) => event.outcome === outcome && event.durationMs === waitedMs && event.error === error,
+                );
+                if (match < 0) {
+                  problems.push(`call ${n} (${outcome}, ${waitedMs} ms) had no report before its caller saw it`);
+                } else {
+                  unclaimed.splice(match, 1);
+                }
+              };
+              promise.then(
+                (value) => seen({ status: 'fulfilled', value }),
+                (reason: unknown) => seen({ status: 'rejected', reason }),
+              );
+            }, call.startAtMs);
+          });
+          await clock.advance(2_000);
+          expect(problems).toEqual([]);
+          expect(settled).toBe(calls.length);
+          expect(reports).toBe(calls.length);
+          expect(unclaimed).toEqual([]);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
