@@ -27,6 +27,7 @@ const { failureGroup } = await import('./groups/failure.ts');
 const { memoryGroup } = await import('./groups/memory.ts');
 const { scaleGroup } = await import('./groups/scale.ts');
 const { successGroup } = await import('./groups/success.ts');
+const { pairedGroup } = await import('./groups/paired.ts');
 const { fullProfile, quickProfile } = await import('./lib/measure.ts');
 const { machine, markdownReport, textReport } = await import('./lib/report.ts');
 const { evaluateTargets } = await import('./lib/targets.ts');
@@ -57,6 +58,10 @@ try {
   if (wanted('success') || wanted('failure')) {
     log('success path');
     bare = await successGroup(profile, disposables, results, log, filter);
+  }
+  if (wanted('success') && filter === undefined) {
+    log('metrics on versus off, paired');
+    await pairedGroup(profile, results, log);
   }
   if (wanted('failure')) {
     log('failure path');

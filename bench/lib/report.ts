@@ -93,6 +93,18 @@ export function tables(results: RunResults, sizes: Sizes, targets: readonly Targ
     ]),
   });
   out.push({
+    title: '1c. Metrics on versus off, side by side (five policies; paired rounds in processes of their own, median over processes)',
+    header: ['scenario', 'metrics off', 'metrics on', 'on − off', 'per process', 'target'],
+    rows: rowsOf(results, 'paired').map((r) => [
+      r.label,
+      fmtNs(r.extra?.['off'] ?? Number.NaN),
+      fmtNs(r.extra?.['on'] ?? Number.NaN),
+      `${r.value >= 0 ? '+' : ''}${fmtNs(r.value)}`,
+      (r.samples ?? []).map((d) => `${d.toFixed(0)}`).join(', ') + ' ns',
+      target(r),
+    ]),
+  });
+  out.push({
     title: '2. Failure path, per call',
     header: ['scenario', 'library', 'median', '× reference', 'reference', '× bare call', '× new Error()', 'target'],
     rows: rowsOf(results, 'failure').map((r) => [
@@ -255,6 +267,11 @@ export function markdownReport(
     '  batches, so the bare call costs what it really costs (about 50 ns here); a harness that times each',
     '  call separately adds its own overhead to every figure (tinybench reports about 110–130 ns for the',
     '  same bare call on this machine), which makes ratios look smaller.',
+    '- Table 1c measures what metrics cost the way the metrics issue asks: the five-policy pipeline with',
+    '  metrics off and on, side by side, in paired rounds of alternating order, in processes of their own',
+    '  (`bench/prometheus-overhead.ts --pair=0`), median over five processes. The two pipeline rows of',
+    '  table 1 share one process with every other subject, whose shapes make the call sites Breakwater',
+    '  shares between pipelines polymorphic; their gap is printed next to the target for comparison.',
     '- Failure path: every failing call is made from a call site 12 frames deep, as from a service\'s',
     '  handler, so every `new Error()` captures a full stack (`Error.stackTraceLimit` is 10) whoever makes',
     "  the call. From a shallow call site a wrapper's own frames would make the work's `new Error()` dearer:",

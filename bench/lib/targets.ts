@@ -37,10 +37,20 @@ export function evaluateTargets(rows: readonly Row[]): TargetResult[] {
         : { rowId: id, figure: `${name} alone`, target: '≤ 2× the bare call', measured: `${fmtRatio(r.ratio)} (${fmtNs(r.value)})`, met: r.ratio <= 2 },
     );
   }
-  if (on === undefined || off === undefined) out.push(missing('metrics on versus off', '≤ +60 ns per call'));
+  // The cost of metrics is judged on the paired measurement (table 1c); the two rows of
+  // table 1 come from a process shared with every other subject, their gap is shown beside it.
+  const paired = get('paired.metrics');
+  const signed = (ns: number): string => `${ns >= 0 ? '+' : ''}${ns.toFixed(0)} ns`;
+  if (paired === undefined) out.push(missing('metrics on versus off', '≤ +60 ns per call over metrics off'));
   else {
-    const delta = on.value - off.value;
-    out.push({ rowId: on.id, figure: 'metrics on versus off', target: '≤ +60 ns per call over metrics off', measured: `${delta >= 0 ? '+' : ''}${delta.toFixed(0)} ns`, met: delta <= 60 });
+    const gap = on !== undefined && off !== undefined ? `; table 1's two rows differ by ${signed(on.value - off.value)}` : '';
+    out.push({
+      rowId: paired.id,
+      figure: 'metrics on versus off (paired, table 1c)',
+      target: '≤ +60 ns per call over metrics off',
+      measured: `${signed(paired.value)}${gap}`,
+      met: paired.value <= 60,
+    });
   }
   const windows = WINDOW_FILLS.map((fill) => get(`fail.window.bw.${fill}`));
   WINDOW_FILLS.forEach((fill, i) => {
