@@ -151,25 +151,25 @@ export class BulkheadPolicy extends PolicyBase {
     if (this.#active < this.#maxConcurrent && this.#queued === 0) {
       this.#active++;
       const inner = start(chain, index + 1, scope, attempt);
-      if (!chain._reports(index, this)) return inner.then(this.#settledOk, this.#settledError) as Promise<T>;
+      if (!chain._claimReport(index, this)) return inner.then(this.#settledOk, this.#settledError) as Promise<T>;
       // The outermost layer of a timed pipeline: report the end from this reaction,
       // after the released slot may have started a queued call (its first layers
       // run now, before the caller sees this result).
       return inner.then(
         (value) => {
-          this.#release();
+          this.#releaseReporting(chain);
           chain._settle(true, undefined);
           return value;
         },
         (error: unknown) => {
-          this.#release();
+          this.#releaseReporting(chain);
           chain._settle(false, error);
           throw error;
         },
       );
     }
     const queued = this.#enqueue(chain, index, scope, attempt);
-    return chain._reports(index, this) ? settleWith(chain, queued) : queued;
+    return chain._claimReport(index, this) ? settleWith(chain, queued) : queued;
   }
 
   #enqueue<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
@@ -225,6 +225,16 @@ export class BulkheadPolicy extends PolicyBase {
     if (--this.#queued === 0 && this.#timer !== undefined) {
       this.#clock.cancel(this.#timer);
       this.#timer = undefined;
+    }
+  }
+
+  /** Releases the slot of a call this layer reports; a clock that throws meanwhile is reported as the call's error. */
+  #releaseReporting(chain: Chain<unknown>): void {
+    try {
+      this.#release();
+    } catch (bug) {
+      chain._settle(false, bug);
+      throw bug;
     }
   }
 

@@ -409,7 +409,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
       const refusal = this.#admit();
       if (refusal !== undefined) {
         const refused = Promise.reject(refusal);
-        return chain._reports(index, this) ? settleWith(chain, refused) : refused;
+        return chain._claimReport(index, this) ? settleWith(chain, refused) : refused;
       }
       probe = true;
     }
@@ -420,15 +420,26 @@ export class CircuitBreakerPolicy extends PolicyBase {
     // failure, but the side branch would mark the work's promise as handled, so an
     // unawaited failing call would no longer report an unhandled rejection.)
     // The outermost layer of a timed pipeline also reports the call's end here.
-    const reports = chain._reports(index, this);
+    const reports = chain._claimReport(index, this);
     return start(chain, index + 1, scope, attempt).then(
       (value) => {
-        this.#settle(chain, index, generation, probe, startedAt, SUCCEEDED, undefined);
+        try {
+          this.#settle(chain, index, generation, probe, startedAt, SUCCEEDED, undefined);
+        } catch (bug) {
+          // Only a clock that throws gets here: the caller sees its error, and so does the report.
+          if (reports) chain._settle(false, bug);
+          throw bug;
+        }
         if (reports) chain._settle(true, undefined);
         return value;
       },
       (error: unknown) => {
-        this.#settle(chain, index, generation, probe, startedAt, chain.isCallerAbort(error) ? IGNORED : FAILED, error);
+        try {
+          this.#settle(chain, index, generation, probe, startedAt, chain.isCallerAbort(error) ? IGNORED : FAILED, error);
+        } catch (bug) {
+          if (reports) chain._settle(false, bug);
+          throw bug;
+        }
         if (reports) chain._settle(false, error);
         throw error;
       },

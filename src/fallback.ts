@@ -61,7 +61,7 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
     } catch (error) {
       inner = Promise.reject(error);
     }
-    if (!chain._reports(index, this)) return inner.then(undefined, (error: unknown) => this.#recover(chain, scope, error));
+    if (!chain._claimReport(index, this)) return inner.then(undefined, (error: unknown) => this.#recover(chain, scope, error));
     // The outermost layer of a timed pipeline: report the end from this reaction.
     return inner.then(
       (value) => {

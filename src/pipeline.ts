@@ -72,8 +72,7 @@ export function executeLayers<T>(
   }
   let promise: Promise<T>;
   if (signal === undefined) {
-    promise = start(chain, 0, undefined, 1);
-    if (timing !== undefined && !timing.outermostReports) promise = settleWith(chain, promise);
+    promise = timing === undefined ? start(chain, 0, undefined, 1) : startReported(chain, undefined, 1);
   } else if (signal.aborted) {
     promise = Promise.reject(signal.reason);
     if (timing !== undefined) promise = settleWith(chain, promise);
@@ -84,6 +83,22 @@ export function executeLayers<T>(
   // bulkhead queue): layers reached from now on read the clock themselves.
   chain._descending = false;
   return promise;
+}
+
+/**
+ * Starts a timed call's layers. The outermost layer reports the end if it
+ * claimed that duty (see `Chain._claimReport`) and returned its promise; when it
+ * did not claim it, or threw instead of returning, one more step reports.
+ * @internal
+ */
+function startReported<T>(chain: Chain<T>, scope: Scope | undefined, attempt: number): Promise<T> {
+  let promise: Promise<T>;
+  try {
+    promise = chain.next(0, scope, attempt);
+  } catch (error) {
+    return settleWith(chain, Promise.reject(error));
+  }
+  return chain._claimed ? promise : settleWith(chain, promise);
 }
 
 /**
@@ -226,11 +241,8 @@ export class Pipeline<R = never> implements Policy<R> {
     // As in executeLayers: the outermost layer reports the end, or one more step does.
     nested._observedFrom = nested._now(this.#clock);
     nested._observer = timing;
-    if (this.#prompt > 0) {
-      nested._reporter = this.policies[0];
-      return start(nested, 0, scope, attempt);
-    }
-    return settleWith(nested, start(nested, 0, scope, attempt));
+    if (this.#prompt > 0) nested._reporter = this.policies[0];
+    return startReported(nested, scope, attempt);
   }
 }
 

@@ -112,18 +112,25 @@ export abstract class Chain<T = unknown> {
   // "Observing a call without another promise step").
   /** @internal Told once when the call settles; cleared when told. */
   _observer: CallObserver | undefined = undefined;
-  /** @internal The layer that reports the end through {@link Chain._settle}, if a layer does. */
+  /** @internal The layer that should report the end through {@link Chain._settle}, if a layer should. */
   _reporter: unknown = undefined;
+  /** @internal Set when the reporter took the duty on (see {@link Chain._claimReport}). */
+  _claimed = false;
   /** @internal When the observed call started, on the observer's clock. */
   _observedFrom = 0;
 
   /**
    * True when `policy`, running as layer `index`, must report this call's end
-   * through {@link Chain._settle} exactly as the promise it returns settles.
+   * through {@link Chain._settle} exactly as the promise it returns settles; it
+   * then takes that duty on. A layer that never claims it (a proxy that runs the
+   * built-in as another object, say) leaves the pipeline to observe the call
+   * with one more promise step.
    * @internal
    */
-  _reports(index: number, policy: unknown): boolean {
-    return index === 0 && this._reporter === policy;
+  _claimReport(index: number, policy: unknown): boolean {
+    if (index !== 0 || this._reporter !== policy) return false;
+    this._claimed = true;
+    return true;
   }
 
   /**
@@ -211,7 +218,7 @@ export abstract class Chain<T = unknown> {
    * @internal
    */
   _endTime(clock: Clock, trusted: number): number {
-    if (this._endClock === clock && this._endMoment === moment() && this._endIndex <= trusted) return this._endAt;
+    if (this._endClock === clock && this._endMoment === moment() && this._endIndex < trusted) return this._endAt;
     return clock.now();
   }
 }
@@ -325,7 +332,9 @@ export function start<T>(chain: Chain<T>, index: number, scope: Scope | undefine
 export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal, chain?: Chain<unknown>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const race = new AbortRace(signal, reject, chain);
-    watchAbort(signal, race);
+    // The work may have aborted the signal while the call descended: that counts at once.
+    if (signal.aborted) race.handleEvent();
+    else watchAbort(signal, race);
     promise.then(
       (value) => {
         unwatchAbort(signal, race);
@@ -363,12 +372,19 @@ class AbortRace {
  * entered and calling the next layer, and never waits between its inner call
  * settling and its own without running user code. Only the built-in classes
  * themselves qualify (the marker method must be an own property of the layer's
- * prototype), since a subclass may override `_run`.
+ * prototype), since a subclass may override `_run`; so does an instance whose
+ * `_run` was replaced (a tracing wrapper) when the pipeline was built.
  * @internal
  */
 export function settlesPromptly(layer: unknown): boolean {
+  return hasOwnMarker(layer, '_settlesPromptly');
+}
+
+/** `layer`'s own prototype carries `marker`, and `_run` was not replaced on the instance. */
+function hasOwnMarker(layer: unknown, marker: string): boolean {
+  if (typeof layer !== 'object' || layer === null || Object.hasOwn(layer, '_run')) return false;
   const proto: unknown = Object.getPrototypeOf(layer);
-  return typeof proto === 'object' && proto !== null && Object.hasOwn(proto, '_settlesPromptly');
+  return typeof proto === 'object' && proto !== null && Object.hasOwn(proto, marker);
 }
 
 /**
@@ -381,8 +397,7 @@ export function descendsPromptly(layers: readonly unknown[]): number {
   let mask = 0;
   for (let i = 0; i < layers.length && i < 31; i++) {
     const layer = layers[i];
-    const proto: unknown = Object.getPrototypeOf(layer);
-    if (settlesPromptly(layer) || (typeof proto === 'object' && proto !== null && Object.hasOwn(proto, '_descendsPromptly'))) mask |= 1 << i;
+    if (hasOwnMarker(layer, '_settlesPromptly') || hasOwnMarker(layer, '_descendsPromptly')) mask |= 1 << i;
   }
   return mask;
 }

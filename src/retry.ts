@@ -242,7 +242,7 @@ export class RetryPolicy extends PolicyBase {
     if (this.budget !== undefined) this.budget.recordFirstAttempt();
     const startedAt = this.maxElapsedMs === undefined ? 0 : chain._now(this._clock);
     const inner = start(chain, index + 1, scope, 1);
-    if (!chain._reports(index, this)) {
+    if (!chain._claimReport(index, this)) {
       return inner.then(undefined, (error: unknown) => new RetryCall<T>(this, chain, index, scope, startedAt).first(error));
     }
     // The outermost layer of a timed pipeline: report a first-attempt success from

@@ -277,9 +277,9 @@ export class TimeoutPolicy extends PolicyBase {
     const call = new TimedCall<T>(this, scope, attempt, now + this.ms);
     if (!call.link()) {
       const refused = Promise.reject(scope!.signal.reason);
-      return chain._reports(index, this) ? settleWith(chain, refused) : refused;
+      return chain._claimReport(index, this) ? settleWith(chain, refused) : refused;
     }
-    if (chain._reports(index, this)) call.reportTo = chain;
+    if (chain._claimReport(index, this)) call.reportTo = chain;
     const promise = new Promise<T>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;
