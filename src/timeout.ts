@@ -119,15 +119,20 @@ class TimedCall<T> implements Scope {
     reportTo?._settle(false, error);
   };
 
-  private finish(): void {
+  /** Marks the call settled and lets go of its listener and callbacks; alone, for a call that never started (its clock threw). */
+  abandon(): void {
     this.settled = true;
     if (this.parentSignal !== undefined) unwatchAbort(this.parentSignal, this);
-    this.owner.queue.settled();
-    // The entry may stay in the deadline queue behind an older live call until that
-    // call's deadline: drop what would keep this call's result reachable meanwhile.
     this.resolve = noop;
     this.reject = noop;
     this.reportTo = undefined;
+  }
+
+  private finish(): void {
+    // The entry may stay in the deadline queue behind an older live call until that
+    // call's deadline: abandon() drops what would keep this call's result reachable.
+    this.abandon();
+    this.owner.queue.settled();
   }
 }
 
@@ -159,16 +164,17 @@ class DeadlineQueue {
 
   /** Adds a call that started at `now` (the reading its deadline was computed from). */
   add(call: TimedCall<unknown>, now: number): void {
-    this.entries.push(call);
-    this.live++;
+    // The clock first: if it throws (a custom clock refusing a timer), nothing was added.
     if (this.timer === undefined) {
       if (!this.firing) this.arm(call.deadline, now);
     } else if (this.idle) {
       // The idle timer is due at an older deadline, never a later one (same duration,
       // monotonic clock): it fires early, finds this call not yet due and re-arms.
-      this.idle = false;
       this.clock.keepAlive!(this.timer, true);
+      this.idle = false;
     }
+    this.entries.push(call);
+    this.live++;
   }
 
   /** A call left the queue's care (settled or expired). */
@@ -176,13 +182,21 @@ class DeadlineQueue {
     if (--this.live === 0) {
       this.entries = [];
       this.head = 0;
-      if (this.timer !== undefined) {
-        if (this.clock.keepAlive !== undefined) {
-          this.idle = true;
-          this.clock.keepAlive(this.timer, false);
-        } else {
-          this.clock.cancel(this.timer);
-          this.timer = undefined;
+      const timer = this.timer;
+      if (timer !== undefined) {
+        // A call is settling: a clock that throws here must not stop it from settling.
+        try {
+          if (this.clock.keepAlive !== undefined) {
+            this.clock.keepAlive(timer, false);
+            this.idle = true;
+          } else {
+            this.timer = undefined;
+            this.clock.cancel(timer);
+          }
+        } catch (bug) {
+          queueMicrotask(() => {
+            throw bug;
+          });
         }
       }
     }
@@ -284,7 +298,12 @@ export class TimeoutPolicy extends PolicyBase {
       call.resolve = resolve;
       call.reject = reject;
     });
-    this.queue.add(call as TimedCall<unknown>, now);
+    try {
+      this.queue.add(call as TimedCall<unknown>, now);
+    } catch (error) {
+      call.abandon(); // never started: leave no listener on the parent's signal
+      throw error;
+    }
     let inner: Promise<T>;
     try {
       inner = chain.next(index + 1, call, attempt);

@@ -106,6 +106,74 @@ describe('timeout', () => {
     expect(fake.scheduledTimers).toBe(0);
   });
 
+  describe('a clock that throws', () => {
+    /** A FakeClock whose schedule, cancel or keepAlive throws while `failing` says so. */
+    function flakyClock(fake: FakeClock, failing: { schedule?: boolean; keepAlive?: boolean; cancel?: boolean }, withKeepAlive = true) {
+      const broken = new Error('clock broke');
+      const clock = {
+        now: () => fake.now(),
+        schedule: (cb: () => void, ms: number) => {
+          if (failing.schedule === true) throw broken;
+          return fake.schedule(cb, ms);
+        },
+        cancel: (h: unknown) => {
+          if (failing.cancel === true) throw broken;
+          fake.cancel(h);
+        },
+        ...(withKeepAlive
+          ? {
+              keepAlive: (h: unknown, k: boolean) => {
+                if (failing.keepAlive === true) throw broken;
+                fake.keepAlive(h, k);
+              },
+            }
+          : {}),
+      };
+      return { clock, broken };
+    }
+
+    it('refusing a timer rejects the call with its error, leaving no listener and no phantom call behind', async () => {
+      const fake = new FakeClock();
+      const failing = { schedule: true };
+      const { clock, broken } = flakyClock(fake, failing);
+      const policy = timeout({ ms: 100, clock });
+      const caller = new AbortController();
+      const t = track(policy.execute(() => 'never called', { signal: caller.signal }));
+      await fake.advance(0);
+      expect(t.error).toBe(broken);
+      expect(abortListenerCount(caller.signal)).toBe(0);
+      failing.schedule = false; // the clock recovers: the policy works as before
+      const later = track(policy.execute(() => never()));
+      await fake.advance(100);
+      expect(isTimeoutError(later.error)).toBe(true);
+      expect(fake.scheduledTimers).toBe(0); // no phantom entry keeps a timer alive
+    });
+
+    it('failing to unreference or cancel the idle timer still settles the call; the error surfaces on its own', async () => {
+      for (const [failing, withKeepAlive] of [[{ keepAlive: true }, true], [{ cancel: true }, false]] as const) {
+        const fake = new FakeClock();
+        const { clock, broken } = flakyClock(fake, failing, withKeepAlive);
+        const surfaced: unknown[] = [];
+        const original = globalThis.queueMicrotask;
+        globalThis.queueMicrotask = (callback) =>
+          original(() => {
+            try {
+              callback();
+            } catch (error) {
+              surfaced.push(error);
+            }
+          });
+        try {
+          expect(await timeout({ ms: 100, clock }).execute(async () => 'value')).toBe('value');
+          await null;
+        } finally {
+          globalThis.queueMicrotask = original;
+        }
+        expect(surfaced).toEqual([broken]);
+      }
+    });
+  });
+
   it('uses one timer for many calls in flight and expires each at its own deadline', async () => {
     const clock = new FakeClock();
     const policy = timeout({ ms: 100, clock });
