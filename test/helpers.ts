@@ -119,3 +119,24 @@ export async function buildSources(outDir: string, entries: readonly string[], f
     platform: 'node',
   });
 }
+
+/** Runs `body`, collecting errors rethrown on a later microtask (how Breakwater surfaces a listener's or a clock's bug). */
+export async function surfacedErrors(body: () => Promise<void>): Promise<unknown[]> {
+  const surfaced: unknown[] = [];
+  const original = globalThis.queueMicrotask;
+  globalThis.queueMicrotask = (callback) =>
+    original(() => {
+      try {
+        callback();
+      } catch (error) {
+        surfaced.push(error);
+      }
+    });
+  try {
+    await body();
+    await null;
+  } finally {
+    globalThis.queueMicrotask = original;
+  }
+  return surfaced;
+}

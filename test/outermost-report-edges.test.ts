@@ -19,7 +19,7 @@ import {
 import { PolicyBase } from '../src/pipeline.ts';
 import { type Chain, type Scope, start } from '../src/policy.ts';
 import { FakeClock } from '../src/testing/index.ts';
-import { delayed, track } from './helpers.ts';
+import { delayed, surfacedErrors, track } from './helpers.ts';
 
 /** Collects a pipeline's reports, each with the virtual time it was made at. */
 function reports(p: { onSettled(listener: (e: SettledEvent) => void): unknown }, clock: FakeClock): { event: SettledEvent; at: number }[] {
@@ -28,26 +28,6 @@ function reports(p: { onSettled(listener: (e: SettledEvent) => void): unknown },
   return seen;
 }
 
-/** Runs `body`, collecting errors rethrown on a later microtask (how Breakwater surfaces its own bugs). */
-async function surfacedErrors(body: () => Promise<void>): Promise<unknown[]> {
-  const surfaced: unknown[] = [];
-  const original = globalThis.queueMicrotask;
-  globalThis.queueMicrotask = (callback) =>
-    original(() => {
-      try {
-        callback();
-      } catch (error) {
-        surfaced.push(error);
-      }
-    });
-  try {
-    await body();
-    await null;
-  } finally {
-    globalThis.queueMicrotask = original;
-  }
-  return surfaced;
-}
 
 /**
  * A Proxy that forwards every method to its target, bound to the target (the

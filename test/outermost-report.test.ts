@@ -34,7 +34,7 @@ import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { Registry } from 'prom-client';
 import { type Chain, type Scope, start } from '../src/policy.ts';
 import { FakeClock } from '../src/testing/index.ts';
-import { delayed } from './helpers.ts';
+import { delayed, surfacedErrors } from './helpers.ts';
 
 /** Rejects with `error` after `ms` of fake time. */
 function failing(clock: FakeClock, ms: number, error: Error): Promise<never> {
@@ -56,26 +56,6 @@ async function turnsToSettle(promise: Promise<unknown>): Promise<number> {
   return turns;
 }
 
-/** Runs `body`, collecting what is rethrown on a later microtask (how Breakwater surfaces a listener's bug). */
-async function surfacedErrors(body: () => Promise<void>): Promise<unknown[]> {
-  const surfaced: unknown[] = [];
-  const original = globalThis.queueMicrotask;
-  globalThis.queueMicrotask = (callback) =>
-    original(() => {
-      try {
-        callback();
-      } catch (error) {
-        surfaced.push(error);
-      }
-    });
-  try {
-    await body();
-    await null;
-  } finally {
-    globalThis.queueMicrotask = original;
-  }
-  return surfaced;
-}
 
 class PassThrough extends PolicyBase {
   readonly kind = 'pass-through';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isTimeoutError, pipeline, timeout, TimeoutError } from '../src/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
-import { abortListenerCount, delayed, never, track } from './helpers.ts';
+import { abortListenerCount, delayed, never, surfacedErrors, track } from './helpers.ts';
 
 describe('timeout', () => {
   it('rejects with TimeoutError at the deadline, not before', async () => {
@@ -153,22 +153,9 @@ describe('timeout', () => {
       for (const [failing, withKeepAlive] of [[{ keepAlive: true }, true], [{ cancel: true }, false]] as const) {
         const fake = new FakeClock();
         const { clock, broken } = flakyClock(fake, failing, withKeepAlive);
-        const surfaced: unknown[] = [];
-        const original = globalThis.queueMicrotask;
-        globalThis.queueMicrotask = (callback) =>
-          original(() => {
-            try {
-              callback();
-            } catch (error) {
-              surfaced.push(error);
-            }
-          });
-        try {
+        const surfaced = await surfacedErrors(async () => {
           expect(await timeout({ ms: 100, clock }).execute(async () => 'value')).toBe('value');
-          await null;
-        } finally {
-          globalThis.queueMicrotask = original;
-        }
+        });
         expect(surfaced).toEqual([broken]);
       }
     });
