@@ -100,6 +100,14 @@ export abstract class Chain<T = unknown> {
   markFallback(): void {
     this.fellBack = true;
   }
+  /**
+   * A retry starts another attempt: a fallback that ran inside the failed one did
+   * not produce the call's result (an outer timeout gave up on it first).
+   * @internal
+   */
+  _clearFallback(): void {
+    this.fellBack = false;
+  }
   /** True when `error` is the caller's own abort reason. */
   isCallerAbort(error: unknown): boolean {
     const signal = this.callerSignal;
@@ -282,6 +290,10 @@ export class NestedChain<T> extends Chain<T> {
   override markFallback(): void {
     this.fellBack = true;
     this.outer.markFallback();
+  }
+  override _clearFallback(): void {
+    this.fellBack = false;
+    this.outer._clearFallback();
   }
   protected _beyond(scope: Scope | undefined, attempt: number): Promise<T> {
     return this.outer.next(this.outerIndex + 1, scope, attempt);

@@ -181,6 +181,7 @@ class RetryCall<T> implements AttemptState {
 
   private attempt(): void {
     this.attempts++;
+    this.chain._clearFallback(); // what a fallback did inside the failed attempt is not this call's result
     start(this.chain, this.index + 1, this.scope, this.attempts).then(this.resolve, this.fail);
   }
 }

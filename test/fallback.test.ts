@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { fallback, pipeline, timeout } from '../src/index.ts';
+import { constant, fallback, type Outcome, pipeline, retry, timeout } from '../src/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
-import { never, track } from './helpers.ts';
+import { delayed, never, track } from './helpers.ts';
 
 describe('fallback', () => {
   it('replaces an error with a constant value', async () => {
@@ -74,5 +74,55 @@ describe('fallback', () => {
     expect(() => fallback({ value: 1, handle: 'x' } as never)).toThrow(/option "handle" must be a function/);
     expect(() => fallback({ value: 1, other: 1 } as never)).toThrow(/unknown option "other"/);
     expect(() => fallback(undefined as never)).toThrow(TypeError);
+  });
+
+  describe('a fallback inside an attempt a retry gave up on does not make the call a fallback', () => {
+    // Found by the random-pipeline suite: attempt 1 fails, the inner fallback's slow
+    // factory starts, the timeout above it expires, the retry's attempt 2 succeeds. The
+    // caller gets the work's value, so the call must be reported as a success.
+    const slowFallbackInsideRetry = (clock: FakeClock) =>
+      pipeline(
+        { clock },
+        retry({ maxAttempts: 2, backoff: constant({ ms: 0 }), clock }),
+        timeout({ ms: 1, clock }),
+        fallback({ factory: () => delayed(clock, 5, 'fallback value') }),
+      );
+
+    it('in one pipeline', async () => {
+      const clock = new FakeClock();
+      const p = slowFallbackInsideRetry(clock);
+      const outcomes: Outcome[] = [];
+      p.onSettled(({ outcome }) => outcomes.push(outcome));
+      let attempt = 0;
+      const call = track(p.execute(() => (++attempt === 1 ? Promise.reject(new Error('first attempt fails')) : 'work value')));
+      await clock.advance(10);
+      expect(call.value).toBe('work value');
+      expect(outcomes).toEqual(['success']);
+    });
+
+    it('in a nested pipeline: the outer pipeline is not told of a fallback either', async () => {
+      const clock = new FakeClock();
+      const inner = slowFallbackInsideRetry(clock);
+      const outer = pipeline({ clock }, timeout({ ms: 100, clock }), inner);
+      const outcomes: string[] = [];
+      inner.onSettled(({ outcome }) => outcomes.push(`inner ${outcome}`));
+      outer.onSettled(({ outcome }) => outcomes.push(`outer ${outcome}`));
+      let attempt = 0;
+      const call = track(outer.execute(() => (++attempt === 1 ? Promise.reject(new Error('first attempt fails')) : 'work value')));
+      await clock.advance(10);
+      expect(call.value).toBe('work value');
+      expect(outcomes).toEqual(['inner success', 'outer success']);
+    });
+
+    it('a fallback that does produce the result after a retry is still reported as one', async () => {
+      const clock = new FakeClock();
+      const p = pipeline({ clock }, retry({ maxAttempts: 2, backoff: constant({ ms: 0 }), clock }), fallback({ value: 'fallback value' }));
+      const outcomes: Outcome[] = [];
+      p.onSettled(({ outcome }) => outcomes.push(outcome));
+      const call = track(p.execute(() => Promise.reject(new Error('always fails'))));
+      await clock.advance(0);
+      expect(call.value).toBe('fallback value');
+      expect(outcomes).toEqual(['fallback']);
+    });
   });
 });

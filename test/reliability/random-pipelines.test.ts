@@ -33,6 +33,19 @@ beforeAll(() => {
 });
 afterAll(() => stopRecording());
 
+const FALLBACK_IN_ABANDONED_ATTEMPT: Scenario = {
+  policies: [
+    { kind: 'retry', maxAttempts: 2, backoff: { kind: 'constant', ms: 0, jitter: 'none' }, handle: 'default', budget: false, maxElapsedMs: undefined, retryAfterMs: undefined },
+    { kind: 'timeout', ms: 1 },
+    { kind: 'fallback', mode: 'slowFactory', handle: 'all' },
+  ],
+  calls: [
+    { behaviours: [{ kind: 'reject', afterMs: 0, thrown: 'error' }, { kind: 'thenable' }], startAtMs: 0, signal: 'none', abortAtMs: undefined, reason: 'error' },
+    { behaviours: [{ kind: 'resolve', afterMs: 0 }], startAtMs: 0, signal: 'none', abortAtMs: undefined, reason: 'error' },
+  ],
+  seed: 0,
+} as Scenario;
+
 describe('random pipelines', () => {
   it('keep every invariant, whatever the policies, the work and the aborts', async () => {
     await fc.assert(
@@ -55,7 +68,9 @@ describe('random pipelines', () => {
         const { violations } = await runScenario(scenario);
         expect(violations).toEqual([]);
       }),
-      { numRuns: Math.ceil(RUNS / 4) },
+      // A counterexample found with a random seed (a fallback inside an attempt the retry
+      // gave up on was counted as the call's outcome), kept so every run checks it.
+      { numRuns: Math.ceil(RUNS / 4), examples: [[FALLBACK_IN_ABANDONED_ATTEMPT]] },
     );
   }, TIMEOUT_MS);
 
