@@ -11,6 +11,8 @@
  * @internal
  */
 
+import { newTurn } from './moment.ts';
+
 /** Something to notify when a signal aborts (the same shape as an EventListener object). */
 export interface AbortWatcher {
   handleEvent(): void;
@@ -23,6 +25,7 @@ class Fanout {
     this.signal = signal;
   }
   handleEvent(): void {
+    newTurn();
     fanouts.delete(this.signal);
     const watchers = [...this.watchers];
     this.watchers.clear();

@@ -3,7 +3,7 @@ import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { BulkheadRejectedError } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
 import { type Chain, type Scope, settleWith, start } from './policy.ts';
-import { userCodeRuns } from './moment.ts';
+import { newTurn, userCodeRuns } from './moment.ts';
 import { PolicyBase } from './pipeline.ts';
 import { checkOptions, clock as clockCheck, duration, integer, received } from './validate.ts';
 
@@ -259,6 +259,7 @@ export class BulkheadPolicy extends PolicyBase {
 
   /** The queue timer: rejects every call whose wait expired, then re-arms for the oldest one left. */
   readonly #expire = (): void => {
+    newTurn();
     this.#timer = undefined;
     const now = this.#clock.now();
     let node = this.#head;

@@ -17,3 +17,12 @@ export function moment(): number {
 export function userCodeRuns(): void {
   current = (current + 1) | 0;
 }
+
+/**
+ * Marks a new turn of the event loop entering Breakwater: one of its timers
+ * fired, or a signal it watches aborted. Time may have passed since any reading
+ * taken before, even though no user code ran in between. @internal
+ */
+export function newTurn(): void {
+  current = (current + 1) | 0;
+}

@@ -4,7 +4,7 @@ import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHan
 import { isRejection } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
 import { type Chain, type Scope, settleWith, start } from './policy.ts';
-import { userCodeRuns } from './moment.ts';
+import { newTurn, userCodeRuns } from './moment.ts';
 import { PolicyBase } from './pipeline.ts';
 import type { RetryBudget, RetryBudgetExhaustedEvent } from './retry-budget.ts';
 import {
@@ -159,6 +159,7 @@ class RetryCall<T> implements AttemptState {
   }
 
   private readonly wake = (): void => {
+    newTurn();
     this.timer = undefined;
     if (this.signal !== undefined) {
       unwatchAbort(this.signal, this);

@@ -2,6 +2,7 @@ import { unwatchAbort, watchAbort } from './abort.ts';
 import { type Clock, type TimerHandle, systemClock } from './clock.ts';
 import { TimeoutError } from './errors.ts';
 import { Emitter, type Event } from './events.ts';
+import { newTurn } from './moment.ts';
 import { type Chain, type Scope, settleWith } from './policy.ts';
 import { PolicyBase } from './pipeline.ts';
 import { checkOptions, clock as clockCheck, duration } from './validate.ts';
@@ -208,6 +209,7 @@ class DeadlineQueue {
   }
 
   private readonly fire = (): void => {
+    newTurn();
     this.timer = undefined;
     this.idle = false;
     this.firing = true;

@@ -389,6 +389,32 @@ describe('shared end readings stop where time may have passed', () => {
     expect(seen[0]).toBe(30);
   });
 
+  it('a late result’s reading is not reused after a timer fires or a signal aborts (no user code in between)', async () => {
+    // Attempt 1 outlives its timeout: the retry sleeps, and the breaker reads the clock when
+    // the abandoned work settles at 80. Then nothing but time passes until the caller aborts
+    // at 81 (a signal) or the outer timeout expires at 100 (a timer): either report must
+    // read the clock afresh.
+    for (const ending of ['caller abort', 'outer timeout'] as const) {
+      const clock = new FakeClock();
+      const p = pipeline(
+        { clock },
+        timeout({ ms: 100, clock }),
+        retry({ maxAttempts: 2, backoff: constant({ ms: 50 }), clock }),
+        timeout({ ms: 80, clock }),
+        circuitBreaker({ clock, slowCallMs: 1_000, slowCallRateThreshold: 1 }),
+      );
+      const seen = durations(p);
+      const controller = new AbortController();
+      if (ending === 'caller abort') clock.schedule(() => controller.abort(new Error('caller gave up')), 81);
+      let callerSaw = NaN;
+      const call = p.execute(() => delayed(clock, 80, 'late'), { signal: controller.signal });
+      call.catch(() => (callerSaw = clock.now()));
+      await clock.advance(200);
+      expect(callerSaw).toBe(ending === 'caller abort' ? 81 : 100);
+      expect(seen).toEqual([callerSaw]);
+    }
+  });
+
   it('a subclass of a built-in policy that waits on the way out is not trusted', async () => {
     const clock = new FakeClock();
     class SlowFallback extends FallbackPolicy<string> {
