@@ -423,27 +423,42 @@ export class CircuitBreakerPolicy extends PolicyBase {
     const reports = chain._claimReport(index, this);
     return start(chain, index + 1, scope, attempt).then(
       (value) => {
-        try {
-          this.#settle(chain, index, generation, probe, startedAt, SUCCEEDED, undefined);
-        } catch (bug) {
-          // Only a clock that throws gets here: the caller sees its error, and so does the report.
-          if (reports) chain._settle(false, bug);
-          throw bug;
-        }
-        if (reports) chain._settle(true, undefined);
+        this.#result(chain, index, generation, probe, startedAt, SUCCEEDED, undefined, reports);
         return value;
       },
       (error: unknown) => {
-        try {
-          this.#settle(chain, index, generation, probe, startedAt, chain.isCallerAbort(error) ? IGNORED : FAILED, error);
-        } catch (bug) {
-          if (reports) chain._settle(false, bug);
-          throw bug;
-        }
-        if (reports) chain._settle(false, error);
+        this.#result(chain, index, generation, probe, startedAt, chain.isCallerAbort(error) ? IGNORED : FAILED, error, reports);
         throw error;
       },
     );
+  }
+
+  /**
+   * Records a call's result; as the reporting outermost layer, also reports the
+   * call's end. Only a clock that throws can make recording fail: the caller then
+   * sees its error, and so does the report.
+   */
+  #result(
+    chain: Chain<unknown>,
+    index: number,
+    generation: number,
+    probe: boolean,
+    startedAt: number,
+    result: number,
+    error: unknown,
+    reports: boolean,
+  ): void {
+    if (!reports) {
+      this.#settle(chain, index, generation, probe, startedAt, result, error);
+      return;
+    }
+    try {
+      this.#settle(chain, index, generation, probe, startedAt, result, error);
+    } catch (bug) {
+      chain._settle(false, bug);
+      throw bug;
+    }
+    chain._settle(result === SUCCEEDED, error);
   }
 
   /** Whether calls must be timed: slow-call detection or a duration listener. */
