@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { measure } from 'mitata';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { bulkhead, circuitBreaker, fallback, type Pipeline, pipeline, retry, timeout } from '../src/index.ts';
-import type { CallRecorder } from '../src/pipeline.ts';
+import type { CallRecorder } from '../src/core/timing.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
 
 const quick = process.argv.includes('--quick');

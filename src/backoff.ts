@@ -4,8 +4,8 @@
  * between any number of policies, and a pure function of the attempt number,
  * the previous delay and an injected random source.
  */
-import type { RandomSource } from './clock.ts';
-import { checkOptions, duration, finite, MAX_TIMER_MS, oneOf, received } from './validate.ts';
+import type { RandomSource } from './core/clock.ts';
+import { checkOptions, duration, finite, MAX_TIMER_MS, oneOf, received } from './core/validate.ts';
 
 /**
  * How a schedule randomizes its delays, as defined in the AWS Architecture Blog

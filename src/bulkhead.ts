@@ -1,11 +1,9 @@
-import { unwatchAbort, watchAbort } from './abort.ts';
-import { type Clock, systemClock, type TimerHandle } from './clock.ts';
-import { BulkheadRejectedError } from './errors.ts';
-import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, settleWith, start } from './policy.ts';
-import { newTurn, userCodeRuns } from './moment.ts';
-import { PolicyBase } from './pipeline.ts';
-import { checkOptions, clock as clockCheck, duration, integer, received } from './validate.ts';
+import { unwatchAbort, watchAbort } from './core/abort.ts';
+import { type Clock, systemClock, type TimerHandle } from './core/clock.ts';
+import { BulkheadRejectedError } from './core/errors.ts';
+import { Emitter, type Event } from './core/events.ts';
+import { type Chain, PolicyBase, type Scope } from './core/protocol.ts';
+import { checkOptions, clock as clockCheck, duration, integer, received } from './core/validate.ts';
 
 /** Options of {@link bulkhead}. */
 export interface BulkheadOptions {
@@ -143,33 +141,17 @@ export class BulkheadPolicy extends PolicyBase {
     return this.#reject.subscribe;
   }
 
-  /** Trust marker of the built-in policies (see `settlesPromptly` in policy.ts). @internal */
-  _settlesPromptly(): void {}
-
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
-    if (this.#active < this.#maxConcurrent && this.#queued === 0) {
-      this.#active++;
-      const inner = start(chain, index + 1, scope, attempt);
-      if (!chain._claimReport(index, this)) return inner.then(this.#settledOk, this.#settledError) as Promise<T>;
-      // The outermost layer of a timed pipeline: report the end from this reaction,
-      // after the released slot may have started a queued call (its first layers
-      // run now, before the caller sees this result).
-      return inner.then(
-        (value) => {
-          this.#releaseReporting(chain);
-          chain._settle(true, undefined);
-          return value;
-        },
-        (error: unknown) => {
-          this.#releaseReporting(chain);
-          chain._settle(false, error);
-          throw error;
-        },
-      );
-    }
-    const queued = this.#enqueue(chain, index, scope, attempt);
-    return chain._claimReport(index, this) ? settleWith(chain, queued) : queued;
+    return this.#active < this.#maxConcurrent && this.#queued === 0
+      ? this.#start(chain, index, scope, attempt)
+      : this.#enqueue(chain, index, scope, attempt);
+  }
+
+  /** Runs a call in a slot, which it releases when it settles. */
+  #start<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+    this.#active++;
+    return chain.next(index + 1, scope, attempt).then(this.#settledOk, this.#settledError) as Promise<T>;
   }
 
   #enqueue<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
@@ -200,7 +182,7 @@ export class BulkheadPolicy extends PolicyBase {
       watchAbort(signal, call);
     }
     if (this.queueTimeoutMs !== undefined) {
-      call.deadline = chain._now(this.#clock) + this.queueTimeoutMs;
+      call.deadline = this.#clock.now() + this.queueTimeoutMs;
       // Every call waits the same time, so deadlines come in queue order: one
       // timer, armed for the oldest waiting call, serves the whole queue.
       if (this.#timer === undefined) this.#timer = this.#clock.schedule(this.#expire, this.queueTimeoutMs);
@@ -228,16 +210,6 @@ export class BulkheadPolicy extends PolicyBase {
     }
   }
 
-  /** Releases the slot of a call this layer reports; a clock that throws meanwhile is reported as the call's error. */
-  #releaseReporting(chain: Chain<unknown>): void {
-    try {
-      this.#release();
-    } catch (bug) {
-      chain._settle(false, bug);
-      throw bug;
-    }
-  }
-
   #release(): void {
     this.#active--;
     if (this.#head !== undefined) this.#drain();
@@ -249,17 +221,12 @@ export class BulkheadPolicy extends PolicyBase {
       const node = this.#head;
       if (node === undefined) return;
       this._abandon(node);
-      this.#active++;
-      userCodeRuns(); // the queued call's layers and work run now, inside the releasing call's settle path
-      start(node.chain, node.index + 1, node.scope, node.attempt)
-        .then(this.#settledOk, this.#settledError)
-        .then(node.resolve, node.reject);
+      this.#start(node.chain, node.index, node.scope, node.attempt).then(node.resolve, node.reject);
     }
   }
 
   /** The queue timer: rejects every call whose wait expired, then re-arms for the oldest one left. */
   readonly #expire = (): void => {
-    newTurn();
     this.#timer = undefined;
     const now = this.#clock.now();
     let node = this.#head;

@@ -1,8 +1,6 @@
-import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, settleWith } from './policy.ts';
-import { userCodeRuns } from './moment.ts';
-import { PolicyBase } from './pipeline.ts';
-import { any, checkOptions, fn } from './validate.ts';
+import { Emitter, type Event } from './core/events.ts';
+import { type Chain, PolicyBase, type Scope } from './core/protocol.ts';
+import { any, checkOptions, fn } from './core/validate.ts';
 
 /** What a fallback factory receives. */
 export interface FallbackContext {
@@ -50,51 +48,18 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
     return (this.#fallback ??= new Emitter()).subscribe;
   }
 
-  /** Trust marker of the built-in policies (see `settlesPromptly` in policy.ts). @internal */
-  _settlesPromptly(): void {}
-
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | F> {
-    let inner: Promise<T>;
-    try {
-      inner = chain.next(index + 1, scope, attempt);
-    } catch (error) {
-      inner = Promise.reject(error);
-    }
-    if (!chain._claimReport(index, this)) return inner.then(undefined, (error: unknown) => this.#recover(chain, scope, error));
-    // The outermost layer of a timed pipeline: report the end from this reaction.
-    return inner.then(
-      (value) => {
-        chain._settle(true, undefined);
-        return value;
-      },
-      (error: unknown) => {
-        let recovered: F | PromiseLike<F>;
-        try {
-          recovered = this.#recover(chain, scope, error);
-        } catch (thrown) {
-          chain._settle(false, thrown);
-          throw thrown;
-        }
-        // An object or function may be a thenable (even one whose `then` getter
-        // throws): a promise adopts it, and the end is reported when that settles.
-        if (typeof recovered === 'object' ? recovered !== null : typeof recovered === 'function') {
-          return settleWith(chain, Promise.resolve(recovered));
-        }
-        chain._settle(true, undefined);
-        return recovered;
-      },
-    );
+    return chain.next(index + 1, scope, attempt).then(undefined, (error: unknown) => this.#recover(chain, scope, error));
   }
 
   /** Replaces `error` with the fallback's value (or a promise of it), or rethrows it. */
   #recover(chain: Chain<unknown>, scope: Scope | undefined, error: unknown): F | PromiseLike<F> {
-    userCodeRuns(); // `handle` and the factory may run below
     // The caller's own abort is never replaced: they asked to stop.
     if (chain.isCallerAbort(error)) throw error;
     if (scope !== undefined && scope.signal.aborted) throw error; // the layer above gave up on this attempt: its result goes nowhere
     if (this.#handle !== undefined && !this.#handle(error)) throw error;
-    chain.markFallback();
+    chain.fellBack = true;
     const emitter = this.#fallback;
     if (emitter !== undefined && emitter.active) emitter.emit({ error });
     if (this.#factory === undefined) return this.#value as F;

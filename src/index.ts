@@ -2,7 +2,7 @@
  * Breakwater: resilience policies for Node.js services.
  * @packageDocumentation
  */
-export { type Clock, type RandomSource, type TimerHandle, systemClock } from './clock.ts';
+export { type Clock, type RandomSource, type TimerHandle, systemClock } from './core/clock.ts';
 export {
   BreakwaterError,
   type BreakwaterErrorCode,
@@ -16,13 +16,13 @@ export {
   isRejection,
   isTimeoutError,
   TimeoutError,
-} from './errors.ts';
-export type { Disposer, Event, Listener } from './events.ts';
-export type { ExecuteOptions, ExtraResult, Outcome, Policy, Work, WorkContext } from './policy.ts';
-export { pipeline, Pipeline, type PipelineOptions, type SettledEvent } from './pipeline.ts';
+} from './core/errors.ts';
+export type { Disposer, Event, Listener } from './core/events.ts';
+export type { ExecuteOptions, ExtraResult, Policy, Work, WorkContext } from './core/protocol.ts';
+export { pipeline, Pipeline, type PipelineOptions } from './core/pipeline.ts';
+export type { Outcome, SettledEvent } from './core/timing.ts';
 // The layer protocol, for writing a custom policy (see docs/reference/pipeline.md).
-export type { Chain, Scope } from './policy.ts';
-export { PolicyBase } from './pipeline.ts';
+export { type Chain, PolicyBase, type Scope } from './core/protocol.ts';
 export {
   timeout,
   TimeoutPolicy,
@@ -47,10 +47,9 @@ export {
   type Jitter,
   type Schedule,
 } from './backoff.ts';
+export { circuitBreaker, CircuitBreakerPolicy } from './circuit-breaker/policy.ts';
 export {
   CIRCUIT_BREAKER_DEFAULTS,
-  circuitBreaker,
-  CircuitBreakerPolicy,
   type CircuitBreakerOptions,
   type CircuitBreakerSnapshot,
   type CircuitFailureEvent,
@@ -62,7 +61,7 @@ export {
   type StateChangeEvent,
   type StateChangeReason,
   type TimeWindowOptions,
-} from './circuit-breaker.ts';
+} from './circuit-breaker/options.ts';
 export {
   bulkhead,
   BulkheadPolicy,

@@ -4,9 +4,9 @@
  * window. This is what keeps retries from multiplying the load on a dependency
  * that is already failing.
  */
-import { type Clock, systemClock } from './clock.ts';
-import { Emitter, type Event } from './events.ts';
-import { checkOptions, clock as clockCheck, duration, finite } from './validate.ts';
+import { type Clock, systemClock } from './core/clock.ts';
+import { Emitter, type Event } from './core/events.ts';
+import { checkOptions, clock as clockCheck, duration, finite } from './core/validate.ts';
 
 /** Options of {@link retryBudget}. */
 export interface RetryBudgetOptions {

@@ -1,11 +1,9 @@
-import { unwatchAbort, watchAbort } from './abort.ts';
 import { exponential, sanitizeDelay, type Schedule } from './backoff.ts';
-import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './clock.ts';
-import { isRejection } from './errors.ts';
-import { Emitter, type Event } from './events.ts';
-import { type Chain, type Scope, settleWith, start } from './policy.ts';
-import { newTurn, userCodeRuns } from './moment.ts';
-import { PolicyBase } from './pipeline.ts';
+import { unwatchAbort, watchAbort } from './core/abort.ts';
+import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './core/clock.ts';
+import { isRejection } from './core/errors.ts';
+import { Emitter, type Event } from './core/events.ts';
+import { type Chain, PolicyBase, type Scope } from './core/protocol.ts';
 import type { RetryBudget, RetryBudgetExhaustedEvent } from './retry-budget.ts';
 import {
   checkOptions,
@@ -16,7 +14,7 @@ import {
   MAX_TIMER_MS,
   received,
   satisfies,
-} from './validate.ts';
+} from './core/validate.ts';
 
 /** Options of {@link retry}. */
 export interface RetryOptions {
@@ -159,7 +157,6 @@ class RetryCall<T> implements AttemptState {
   }
 
   private readonly wake = (): void => {
-    newTurn();
     this.timer = undefined;
     if (this.signal !== undefined) {
       unwatchAbort(this.signal, this);
@@ -182,8 +179,8 @@ class RetryCall<T> implements AttemptState {
 
   private attempt(): void {
     this.attempts++;
-    this.chain._clearFallback(); // what a fallback did inside the failed attempt is not this call's result
-    start(this.chain, this.index + 1, this.scope, this.attempts).then(this.resolve, this.fail);
+    this.chain.fellBack = false; // what a fallback did inside the failed attempt is not this call's result
+    this.chain.next( this.index + 1, this.scope, this.attempts).then(this.resolve, this.fail);
   }
 }
 
@@ -236,35 +233,13 @@ export class RetryPolicy extends PolicyBase {
     return this.#budgetExhausted.subscribe;
   }
 
-  /** Trust marker of the built-in policies (see `settlesPromptly` in policy.ts). @internal */
-  _settlesPromptly(): void {}
-
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, _attempt: number): Promise<T> {
     if (this.budget !== undefined) this.budget.recordFirstAttempt();
-    const startedAt = this.maxElapsedMs === undefined ? 0 : chain._now(this._clock);
-    const inner = start(chain, index + 1, scope, 1);
-    if (!chain._claimReport(index, this)) {
-      return inner.then(undefined, (error: unknown) => new RetryCall<T>(this, chain, index, scope, startedAt).first(error));
-    }
-    // The outermost layer of a timed pipeline: report a first-attempt success from
-    // this reaction; a retried call's end is reported when the retries settle.
-    return inner.then(
-      (value) => {
-        chain._settle(true, undefined);
-        return value;
-      },
-      (error: unknown) => {
-        let retried: Promise<T>;
-        try {
-          retried = new RetryCall<T>(this, chain, index, scope, startedAt).first(error);
-        } catch (thrown) {
-          chain._settle(false, thrown); // not retried
-          throw thrown;
-        }
-        return settleWith(chain, retried);
-      },
-    );
+    const startedAt = this.maxElapsedMs === undefined ? 0 : this._clock.now();
+    return chain
+      .next(index + 1, scope, 1)
+      .then(undefined, (error: unknown) => new RetryCall<T>(this, chain, index, scope, startedAt).first(error));
   }
 
   /**
@@ -273,7 +248,6 @@ export class RetryPolicy extends PolicyBase {
    * @internal
    */
   _decide(call: AttemptState, error: unknown): number {
-    userCodeRuns(); // `handle`, `retryAfter` and the budget may run below, and a retry waits
     // The caller asked to stop, or an outer layer (a timeout) gave up on this call.
     if (call.chain.isCallerAbort(error)) return -1;
     if (call.scope !== undefined && call.scope.signal.aborted) return -1;

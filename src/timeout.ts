@@ -1,11 +1,9 @@
-import { unwatchAbort, watchAbort } from './abort.ts';
-import { type Clock, type TimerHandle, systemClock } from './clock.ts';
-import { TimeoutError } from './errors.ts';
-import { Emitter, type Event } from './events.ts';
-import { newTurn } from './moment.ts';
-import { type Chain, type Scope, settleWith } from './policy.ts';
-import { PolicyBase } from './pipeline.ts';
-import { checkOptions, clock as clockCheck, duration } from './validate.ts';
+import { unwatchAbort, watchAbort } from './core/abort.ts';
+import { type Clock, type TimerHandle, systemClock } from './core/clock.ts';
+import { TimeoutError } from './core/errors.ts';
+import { Emitter, type Event } from './core/events.ts';
+import { type Chain, PolicyBase, type Scope } from './core/protocol.ts';
+import { checkOptions, clock as clockCheck, duration } from './core/validate.ts';
 
 /** Options of {@link timeout}. */
 export interface TimeoutOptions {
@@ -40,8 +38,6 @@ class TimedCall<T> implements Scope {
   settled = false;
   resolve!: (value: T) => void;
   reject!: (error: unknown) => void;
-  /** The call's chain, when this timeout is the outermost layer of a timed pipeline and reports the end. */
-  reportTo: Chain<unknown> | undefined = undefined;
   private readonly owner: TimeoutPolicy;
   private readonly parent: Scope | undefined;
   private readonly attempt: number;
@@ -80,32 +76,26 @@ class TimedCall<T> implements Scope {
     if (this.settled) return;
     const reason = this.parentSignal!.reason as unknown;
     const reject = this.reject;
-    const reportTo = this.reportTo;
     this.finish();
     this.controller?.abort(reason);
     reject(reason);
-    reportTo?._settle(false, reason);
   }
 
   expire(): void {
     if (this.settled) return;
     const error = (this.error = new TimeoutError(this.owner.ms));
     const reject = this.reject;
-    const reportTo = this.reportTo;
     this.finish();
     this.controller?.abort(error);
     reject(error);
     this.owner.timedOut(this.attempt);
-    reportTo?._settle(false, error);
   }
 
   fulfil = (value: T): void => {
     if (this.settled) return;
     const resolve = this.resolve;
-    const reportTo = this.reportTo;
     this.finish();
     resolve(value);
-    reportTo?._settle(true, undefined);
   };
 
   fail = (error: unknown): void => {
@@ -114,19 +104,23 @@ class TimedCall<T> implements Scope {
       return;
     }
     const reject = this.reject;
-    const reportTo = this.reportTo;
     this.finish();
     reject(error);
-    reportTo?._settle(false, error);
   };
 
-  /** Marks the call settled and lets go of its listener and callbacks; alone, for a call that never started (its clock threw). */
-  abandon(): void {
+  /** Rejects a call that never started (its parent was aborted, or the clock threw), leaving no listener behind. */
+  refuse(error: unknown): void {
+    const reject = this.reject;
+    this.abandon();
+    reject(error);
+  }
+
+  /** Marks the call settled and lets go of its listener and callbacks. */
+  private abandon(): void {
     this.settled = true;
     if (this.parentSignal !== undefined) unwatchAbort(this.parentSignal, this);
     this.resolve = noop;
     this.reject = noop;
-    this.reportTo = undefined;
   }
 
   private finish(): void {
@@ -209,7 +203,6 @@ class DeadlineQueue {
   }
 
   private readonly fire = (): void => {
-    newTurn();
     this.timer = undefined;
     this.idle = false;
     this.firing = true;
@@ -284,35 +277,24 @@ export class TimeoutPolicy extends PolicyBase {
     if (emitter !== undefined && emitter.active) emitter.emit({ error });
   }
 
-  /** Trust marker of the built-in policies (see `settlesPromptly` in policy.ts). @internal */
-  _settlesPromptly(): void {}
-
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
-    const now = chain._now(this.#clock);
+    const now = this.#clock.now();
     const call = new TimedCall<T>(this, scope, attempt, now + this.ms);
-    if (!call.link()) {
-      const refused = Promise.reject(scope!.signal.reason);
-      return chain._claimReport(index, this) ? settleWith(chain, refused) : refused;
-    }
-    if (chain._claimReport(index, this)) call.reportTo = chain;
     const promise = new Promise<T>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;
     });
-    try {
-      this.queue.add(call as TimedCall<unknown>, now);
-    } catch (error) {
-      call.abandon(); // never started: leave no listener on the parent's signal
-      throw error;
+    if (!call.link()) {
+      call.refuse(scope!.signal.reason); // the layer above already gave up
+    } else {
+      try {
+        this.queue.add(call as TimedCall<unknown>, now);
+        chain.next(index + 1, call, attempt).then(call.fulfil, call.fail);
+      } catch (error) {
+        call.refuse(error); // the clock refused a timer: the call never started
+      }
     }
-    let inner: Promise<T>;
-    try {
-      inner = chain.next(index + 1, call, attempt);
-    } catch (error) {
-      inner = Promise.reject(error);
-    }
-    inner.then(call.fulfil, call.fail);
     return promise;
   }
 }

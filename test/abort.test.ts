@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { unwatchAbort, watchAbort } from '../src/abort.ts';
+import { unwatchAbort, watchAbort } from '../src/core/abort.ts';
 import { bulkhead, pipeline, timeout } from '../src/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { abortListenerCount, never, track } from './helpers.ts';

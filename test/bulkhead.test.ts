@@ -12,7 +12,7 @@ import {
   timeout,
   TimeoutError,
 } from '../src/index.ts';
-import { RootChain, type Scope } from '../src/policy.ts';
+import { Chain, type Scope } from '../src/core/protocol.ts';
 import { FakeClock } from '../src/testing/index.ts';
 
 interface Deferred<T> {
@@ -202,7 +202,7 @@ describe('bulkhead: aborts and queue timeouts', () => {
     const controller = new AbortController();
     track(b.execute(g.work(0)));
     track(b.execute(g.work(1), { signal: controller.signal }));
-    // the pipeline's race and the queue share one listener on the signal (src/abort.ts)
+    // the pipeline's race and the queue share one listener on the signal (src/core/abort.ts)
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
     g.pending[0]!.resolve('x');
     await new Promise((r) => setImmediate(r));
@@ -226,9 +226,9 @@ describe('bulkhead: aborts and queue timeouts', () => {
       },
     };
     const g = gate();
-    const first = new RootChain(g.work(0), [b], undefined).next(0, scope, 1);
+    const first = new Chain([b], g.work(0), undefined).next(0, scope, 1);
     expect(reads).toBe(0);
-    const second = new RootChain(g.work(1), [b], undefined).next(0, scope, 1);
+    const second = new Chain([b], g.work(1), undefined).next(0, scope, 1);
     expect(reads).toBe(1);
     g.pending[0]!.resolve('a');
     await new Promise((r) => setImmediate(r));
@@ -243,7 +243,7 @@ describe('bulkhead: aborts and queue timeouts', () => {
     const controller = new AbortController();
     const reason = new Error('already');
     controller.abort(reason);
-    const call = new RootChain(g.work(1), [b], undefined).next(0, { signal: controller.signal }, 1);
+    const call = new Chain([b], g.work(1), undefined).next(0, { signal: controller.signal }, 1);
     await expect(call).rejects.toBe(reason);
     expect(b.queued).toBe(0);
     g.pending[0]!.resolve('x');

@@ -17,10 +17,11 @@ import {
   pipeline,
   timeout,
   TimeoutError,
+  type Chain,
+  PolicyBase,
+  type Scope,
   type SettledEvent,
 } from '../src/index.ts';
-import type { Chain, Scope } from '../src/policy.ts';
-import { PolicyBase } from '../src/pipeline.ts';
 import {
   fromOpossum,
   type OpossumBreaker,

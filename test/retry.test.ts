@@ -256,7 +256,7 @@ describe('retry: aborts', () => {
     const work = flaky(1);
     const result = retry({ clock, backoff: constant({ ms: 100 }) }).execute(work, { signal: controller.signal });
     await clock.flush();
-    // the pipeline's own race and the sleep share one listener on the signal (src/abort.ts)
+    // the pipeline's own race and the sleep share one listener on the signal (src/core/abort.ts)
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
     await clock.advance(100);
     await expect(result).resolves.toBe('ok');

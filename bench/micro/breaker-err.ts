@@ -1,4 +1,4 @@
-import { BrokenCircuitError } from '../../src/errors.ts';
+import { BrokenCircuitError } from '../../src/core/errors.ts';
 function bench(name: string, n: number, f: () => unknown) {
   for (let i = 0; i < 50_000; i++) f();
   const t0 = process.hrtime.bigint();

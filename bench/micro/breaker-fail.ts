@@ -1,10 +1,10 @@
 // Failure path of a closed breaker that never opens (minimumCalls out of reach), with a preallocated error.
 // Run from /work/main: npx node /tmp/breaker-measure/fail.ts
 import { circuitBreaker } from '../../src/index.ts';
-import { PolicyBase } from '../../src/pipeline.ts';
-import { start, type Chain, type Scope } from '../../src/policy.ts';
-class PassThrough extends PolicyBase { readonly kind = 'p'; _run<T>(c: Chain<T>, i: number, s: Scope | undefined, a: number) { return start(c, i + 1, s, a); } }
-class Rethrow extends PolicyBase { readonly kind = 'p'; _run<T>(c: Chain<T>, i: number, s: Scope | undefined, a: number) { return start(c, i + 1, s, a).then((v) => v, (e) => { throw e; }); } }
+import { PolicyBase } from '../../src/core/protocol.ts';
+import type { Chain, Scope } from '../../src/core/protocol.ts';
+class PassThrough extends PolicyBase { readonly kind = 'p'; _run<T>(c: Chain<T>, i: number, s: Scope | undefined, a: number) { return c.next(i + 1, s, a); } }
+class Rethrow extends PolicyBase { readonly kind = 'p'; _run<T>(c: Chain<T>, i: number, s: Scope | undefined, a: number) { return c.next(i + 1, s, a).then((v) => v, (e) => { throw e; }); } }
 const N = 100_000, BATCH = 1000; const noop = () => {};
 async function time(make: () => Promise<unknown>): Promise<number> {
   const t0 = process.hrtime.bigint();

@@ -1,13 +1,13 @@
 // Hot paths of the circuit breaker. Run from /work/main: npx node /tmp/breaker-measure/speed.ts
 import { circuitBreaker } from '../../src/index.ts';
-import { PolicyBase } from '../../src/pipeline.ts';
-import { start, type Chain, type Scope } from '../../src/policy.ts';
+import { PolicyBase } from '../../src/core/protocol.ts';
+import type { Chain, Scope } from '../../src/core/protocol.ts';
 
 /** The cheapest possible policy: calls the next layer, adds nothing (isolates the plumbing's cost). */
 class PassThrough extends PolicyBase {
   readonly kind = 'pass-through';
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
-    return start(chain, index + 1, scope, attempt);
+    return chain.next(index + 1, scope, attempt);
   }
 }
 const N = 200_000;

@@ -2,9 +2,8 @@
  * One call travelling through an adopted opossum breaker.
  * @internal
  */
-import { unwatchAbort, watchAbort } from '../abort.ts';
-import type { Chain, Scope } from '../policy.ts';
-import { start } from '../policy.ts';
+import { unwatchAbort, watchAbort } from '../core/abort.ts';
+import type { Chain, Scope } from '../core/protocol.ts';
 
 /** What the breaker's action receives as its first argument: starts the guarded work. */
 export type OpossumRun = (context?: unknown) => Promise<unknown>;
@@ -53,7 +52,7 @@ export class OpossumCall implements Scope, OpossumCallContext {
     const below = ownScope ? this : parent;
     this.run = () => {
       this.started = true;
-      return start(chain, index + 1, below, attempt);
+      return chain.next(index + 1, below, attempt);
     };
   }
 

@@ -4,19 +4,18 @@
  * the same metrics) as Breakwater's own breaker. See docs/reference/opossum.md.
  * @packageDocumentation
  */
-import { type Clock, systemClock } from '../clock.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
   IsolatedCircuitError,
   TimeoutError,
-} from '../errors.ts';
-import { Emitter, type Event } from '../events.ts';
-import { PolicyBase } from '../pipeline.ts';
-import type { Chain, Scope } from '../policy.ts';
+} from '../core/errors.ts';
+import { Emitter, type Event } from '../core/events.ts';
+import { type Chain, PolicyBase, type Scope } from '../core/protocol.ts';
 import type { TimeoutEvent } from '../timeout.ts';
-import type { CircuitState } from '../circuit-breaker.ts';
-import { checkOptions, clock as clockCheck, received } from '../validate.ts';
+import type { CircuitState } from '../circuit-breaker/options.ts';
+import { checkOptions, clock as clockCheck, received } from '../core/validate.ts';
 import { OpossumCall, type OpossumCallContext, type OpossumRun } from './call.ts';
 
 export type { OpossumCallContext, OpossumRun } from './call.ts';
@@ -59,7 +58,7 @@ export interface OpossumBreaker {
   readonly enabled: boolean;
 }
 
-export type { CircuitState } from '../circuit-breaker.ts';
+export type { CircuitState } from '../circuit-breaker/options.ts';
 
 /**
  * Why the adopted breaker changed state:

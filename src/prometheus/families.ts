@@ -7,7 +7,7 @@
  * runs on the hot path, and this module needs no runtime import of prom-client.
  * @internal
  */
-import type { Disposer } from '../events.ts';
+import type { Disposer } from '../core/events.ts';
 import type { BreakerLike, BulkheadLike, PipelineLike } from './policies.ts';
 
 /** Values of the `outcome` label; the first {@link OBSERVED} are observed in the histogram. */

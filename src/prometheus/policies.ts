@@ -6,8 +6,8 @@
  * reports exactly like `circuitBreaker`).
  * @internal
  */
-import type { Disposer, Event } from '../events.ts';
-import type { SettledEvent } from '../pipeline.ts';
+import type { Disposer, Event } from '../core/events.ts';
+import type { SettledEvent } from '../core/timing.ts';
 
 /**
  * What `attach` needs from a pipeline: any `Pipeline` from `pipeline(...)`,

@@ -1,6 +1,6 @@
-import type { Disposer } from '../events.ts';
-import { PIPELINE_NAME, Pipeline } from '../pipeline.ts';
-import { checkOptions, received, satisfies } from '../validate.ts';
+import type { Disposer } from '../core/events.ts';
+import { PIPELINE_NAME, Pipeline } from '../core/pipeline.ts';
+import { checkOptions, received, satisfies } from '../core/validate.ts';
 import { Entry, FAMILY_SUFFIXES, type Family, GROUP, GROUP_VERSION, Group, SLOTS } from './families.ts';
 import { isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
 

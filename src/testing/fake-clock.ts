@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '../clock.ts';
+import type { Clock, TimerHandle } from '../core/clock.ts';
 
 interface FakeTimer {
   readonly id: number;

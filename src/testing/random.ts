@@ -1,4 +1,4 @@
-import type { RandomSource } from '../clock.ts';
+import type { RandomSource } from '../core/clock.ts';
 
 /**
  * A deterministic random source for tests: the same seed gives the same

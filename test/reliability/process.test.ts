@@ -122,7 +122,7 @@ describe('soak', () => {
       // No leak: bounded heap, the long-lived signal back to its listeners, nothing left behind.
       expect(soak.heapGrowthBytes).toBeLessThanOrEqual(HEAP_GROWTH_BOUND_BYTES);
       expect(soak.listenersAtEnd).toBe(soak.listenersAtStart);
-      // Calls share one listener per signal (src/abort.ts), however many are in flight.
+      // Calls share one listener per signal (src/core/abort.ts), however many are in flight.
       expect(soak.maxListenersSeen, 'one shared listener on the long-lived signal').toBeLessThanOrEqual(soak.listenersAtStart + 1);
       expect(soak.warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
       expect(soak.unhandled).toBe(0);

@@ -18,8 +18,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Chain, type Scope, start } from '../../src/policy.ts';
-import { PolicyBase } from '../../src/pipeline.ts';
+import { type Chain, PolicyBase, type Scope } from '../../src/index.ts';
 import type { FakeClock } from '../../src/testing/index.ts';
 import { callArb, policiesArb, recordUnhandledRejections, runScenario, type Scenario, scenarioArb } from './scenario.ts';
 
@@ -102,7 +101,7 @@ class BrokenPolicy extends PolicyBase {
     if (this.#fault === 'leak-timer') this.#clock.schedule(() => {}, 1_000);
     if (this.#fault === 'lose-rejection') void Promise.reject(new Error('lost by the broken policy'));
     if (this.#fault === 'listener' && scope !== undefined) scope.signal.addEventListener('abort', () => {});
-    return start(chain, index + 1, scope, attempt);
+    return chain.next(index + 1, scope, attempt);
   }
 }
 

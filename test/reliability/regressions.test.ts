@@ -130,7 +130,7 @@ describe('findings fixed after the first reliability run', () => {
    *   the work's own value;
    * - a pipeline with an onSettled listener (any attached metrics sink): the call
    *   rejects with the TypeError and onSettled never fires, so the metrics lose it.
-   * Fixed in src/errors.ts: hasCode / isBreakwaterError return false when
+   * Fixed in src/core/errors.ts: hasCode / isBreakwaterError return false when
    * reading the value throws.
    */
   it('a rejection value whose property reads throw passes through unchanged, counted, with no uncaught exception', () => {

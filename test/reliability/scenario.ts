@@ -29,10 +29,11 @@ import {
   type RetryBudget,
   retryBudget,
   timeout,
+  type Chain,
+  PolicyBase,
+  type Scope,
   type Work,
 } from '../../src/index.ts';
-import { PolicyBase } from '../../src/pipeline.ts';
-import { type Chain, type Scope, start } from '../../src/policy.ts';
 import { prometheusMetrics } from '../../src/prometheus/index.ts';
 import { FakeClock, seededRandom } from '../../src/testing/index.ts';
 import { abortListenerCount, delayed } from '../helpers.ts';
@@ -801,7 +802,7 @@ class LingerPolicy extends PolicyBase {
   }
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     const signal = scope?.signal;
-    return start(chain, index + 1, scope, attempt).then(
+    return chain.next(index + 1, scope, attempt).then(
       (value) => delayed(this.#clock, this.#ms, value, signal),
       (error: unknown) =>
         delayed(this.#clock, this.#ms, undefined, signal).then(() => {

@@ -1,4 +1,3 @@
-import { userCodeRuns } from './moment.ts';
 
 /** A function called with an event's payload. */
 export type Listener<E> = (event: E) => void;
@@ -49,7 +48,6 @@ export class Emitter<E> {
 
   /** Calls every listener with `event`. */
   emit(event: E): void {
-    userCodeRuns();
     const listeners = this.listeners; // copy-on-write: safe if a listener unsubscribes
     for (let i = 0; i < listeners.length; i++) {
       try {

@@ -3,6 +3,8 @@
  * rule it broke and the value received, and happens at construction.
  * @internal
  */
+import type { PipelineOptions } from './pipeline.ts';
+import type { ExecuteOptions, Policy } from './protocol.ts';
 
 /** Node's largest timer delay: longer delays silently become 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;
@@ -164,4 +166,54 @@ export function checkOptions<T extends object>(
     }
   }
   return out as Partial<T>;
+}
+
+/** Checks the per-call options of `execute`. @internal */
+export function callerSignalOf(owner: string, options: ExecuteOptions | undefined): AbortSignal | undefined {
+  if (options === undefined || options === null) return undefined;
+  if (typeof options !== 'object') {
+    throw new TypeError(`${owner}.execute: options must be an object; received ${typeof options}`);
+  }
+  const signal = options.signal;
+  if (signal === undefined) return undefined;
+  if (!(signal instanceof AbortSignal)) {
+    throw new TypeError(`${owner}.execute: option "signal" must be an AbortSignal; received ${received(signal)}`);
+  }
+  return signal;
+}
+
+function isPolicy(value: unknown): value is Policy<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Policy<unknown>)._run === 'function' &&
+    typeof (value as Policy<unknown>).execute === 'function'
+  );
+}
+
+/** Checks the arguments of `pipeline(options?, ...policies)`. @internal */
+export function checkPipelineArguments(
+  args: readonly unknown[],
+  namePattern: RegExp,
+): { options: PipelineOptions; policies: Policy<unknown>[] } {
+  let options: PipelineOptions = {};
+  let policies = args;
+  if (args.length > 0 && !isPolicy(args[0])) {
+    options = checkOptions<PipelineOptions>('pipeline', args[0], {
+      name: satisfies(
+        'a string of 1 to 100 letters, digits or _ . : / - starting with a letter or digit (it becomes a metrics label value)',
+        (v) => typeof v === 'string' && namePattern.test(v),
+      ),
+      clock,
+    });
+    policies = args.slice(1);
+  }
+  policies.forEach((policy, i) => {
+    if (!isPolicy(policy)) {
+      throw new TypeError(
+        `pipeline: argument ${i + (policies === args ? 1 : 2)} must be a policy (timeout(), retry(), …); received ${policy === null ? 'null' : typeof policy}`,
+      );
+    }
+  });
+  return { options, policies: policies as Policy<unknown>[] };
 }

@@ -11,8 +11,6 @@
  * @internal
  */
 
-import { newTurn } from './moment.ts';
-
 /** Something to notify when a signal aborts (the same shape as an EventListener object). */
 export interface AbortWatcher {
   handleEvent(): void;
@@ -25,7 +23,6 @@ class Fanout {
     this.signal = signal;
   }
   handleEvent(): void {
-    newTurn();
     fanouts.delete(this.signal);
     const watchers = [...this.watchers];
     this.watchers.clear();
@@ -62,4 +59,29 @@ export function unwatchAbort(signal: AbortSignal, watcher: AbortWatcher): void {
     fanouts.delete(signal);
     signal.removeEventListener('abort', fanout);
   }
+}
+
+/**
+ * Settles with `promise`, or rejects with `signal.reason` as soon as `signal`
+ * aborts, whichever comes first. The listener is removed when either happens,
+ * and a late rejection of `promise` is observed (never unhandled).
+ * @internal
+ */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const race = { handleEvent: () => reject(signal.reason) };
+    // The work may have aborted the signal while the call descended: that counts at once.
+    if (signal.aborted) race.handleEvent();
+    else watchAbort(signal, race);
+    promise.then(
+      (value) => {
+        unwatchAbort(signal, race);
+        resolve(value);
+      },
+      (error: unknown) => {
+        unwatchAbort(signal, race);
+        reject(error);
+      },
+    );
+  });
 }
