@@ -28,6 +28,7 @@ const { memoryGroup } = await import('./groups/memory.ts');
 const { scaleGroup } = await import('./groups/scale.ts');
 const { successGroup } = await import('./groups/success.ts');
 const { pairedGroup } = await import('./groups/paired.ts');
+const { baselineGroup } = await import('./groups/baseline.ts');
 const { fullProfile, quickProfile } = await import('./lib/measure.ts');
 const { machine, markdownReport, textReport } = await import('./lib/report.ts');
 const { evaluateTargets } = await import('./lib/targets.ts');
@@ -62,6 +63,8 @@ try {
   if (wanted('success') && filter === undefined) {
     log('metrics on versus off, paired');
     await pairedGroup(profile, results, log);
+    log('this build versus the baseline build');
+    await baselineGroup(profile, results, log);
   }
   if (wanted('failure')) {
     log('failure path');

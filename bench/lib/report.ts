@@ -105,6 +105,18 @@ export function tables(results: RunResults, sizes: Sizes, targets: readonly Targ
     ]),
   });
   out.push({
+    title: '1d. This build against the last commit before the core redesign (five policies; processes of their own, median over processes)',
+    header: ['figure', 'value', 'this build', 'compared with', 'per process', 'target'],
+    rows: rowsOf(results, 'baseline').map((r) => [
+      r.label,
+      r.unit === 'ns' ? `${r.value >= 0 ? '+' : ''}${fmtNs(r.value)}` : fmtRatio(r.value),
+      fmtNs(r.extra?.['now'] ?? Number.NaN),
+      fmtNs(r.extra?.['before'] ?? Number.NaN),
+      (r.samples ?? []).map((d) => (r.unit === 'ns' ? d.toFixed(0) : d.toFixed(2))).join(', '),
+      target(r),
+    ]),
+  });
+  out.push({
     title: '2. Failure path, per call',
     header: ['scenario', 'library', 'median', '× reference', 'reference', '× bare call', '× new Error()', 'target'],
     rows: rowsOf(results, 'failure').map((r) => [
