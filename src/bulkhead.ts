@@ -157,7 +157,7 @@ export class BulkheadPolicy extends PolicyBase {
   #enqueue<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     if (this.#queued >= this.maxQueue) {
       if (this.#reject.active) this.#reject.emit(FULL);
-      return Promise.reject(new BulkheadRejectedError(this.#maxConcurrent, this.maxQueue));
+      return Promise.reject(new BulkheadRejectedError(this.#maxConcurrent, this.maxQueue, undefined, { pipeline: chain.pipeline }));
     }
     // Only a call that must wait reads the scope's signal (which may create it).
     let signal: AbortSignal | undefined;
@@ -238,6 +238,7 @@ export class BulkheadPolicy extends PolicyBase {
           this.#maxConcurrent,
           this.maxQueue,
           `the call waited ${this.queueTimeoutMs} ms in the bulkhead queue without getting a slot: it was not made`,
+          { pipeline: node.chain.pipeline },
         ),
       );
       node = this.#head;

@@ -14,6 +14,7 @@ export {
   isBulkheadRejectedError,
   isIsolatedCircuitError,
   isRejection,
+  type Rejection,
   isTimeoutError,
   TimeoutError,
 } from './core/errors.ts';

@@ -119,10 +119,14 @@ class RetryCall<T> implements AttemptState {
     this.startedAt = startedAt;
   }
 
+  /** The last error of a failed attempt that was not a refusal: the cause a later refusal carries. */
+  private failure: unknown = undefined;
+
   /** Handles the first failure: rethrows, or returns the promise of the retried call. */
   first(error: unknown): Promise<T> {
     const delayMs = this.policy._decide(this, error);
     if (delayMs < 0) throw error;
+    if (!isRejection(error)) this.failure = error;
     const promise = new Promise<T>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -139,8 +143,12 @@ class RetryCall<T> implements AttemptState {
       this.reject(callbackError);
       return;
     }
-    if (delayMs < 0) this.reject(error);
-    else this.proceed(delayMs);
+    if (delayMs < 0) {
+      this.reject(withCause(error, this.failure));
+      return;
+    }
+    if (!isRejection(error)) this.failure = error;
+    this.proceed(delayMs);
   };
 
   private proceed(delayMs: number): void {
@@ -182,6 +190,19 @@ class RetryCall<T> implements AttemptState {
     this.chain.fellBack = false; // what a fallback did inside the failed attempt is not this call's result
     this.chain.next( this.index + 1, this.scope, this.attempts).then(this.resolve, this.fail);
   }
+}
+
+/**
+ * A call that ends on a refusal (an open breaker, a full bulkhead) after earlier
+ * attempts failed keeps the last of those failures as the refusal's `cause`, so
+ * whoever handles the error (a fallback, a log) still sees what went wrong.
+ * Refusals are made fresh for each call, so setting the cause touches nobody else's.
+ */
+function withCause(error: unknown, failure: unknown): unknown {
+  if (failure !== undefined && isRejection(error) && error.cause === undefined) {
+    Object.defineProperty(error, 'cause', { value: failure, writable: true, configurable: true, enumerable: false });
+  }
+  return error;
 }
 
 /** A retry policy; create it with {@link retry}. */

@@ -41,12 +41,14 @@ class TimedCall<T> implements Scope {
   private readonly owner: TimeoutPolicy;
   private readonly parent: Scope | undefined;
   private readonly attempt: number;
+  private readonly pipeline: string | undefined;
   private controller: AbortController | undefined;
   private error: TimeoutError | undefined;
   private parentSignal: AbortSignal | undefined;
 
-  constructor(owner: TimeoutPolicy, parent: Scope | undefined, attempt: number, deadline: number) {
+  constructor(owner: TimeoutPolicy, parent: Scope | undefined, attempt: number, deadline: number, pipeline: string | undefined) {
     this.owner = owner;
+    this.pipeline = pipeline;
     this.parent = parent;
     this.attempt = attempt;
     this.deadline = deadline;
@@ -83,7 +85,7 @@ class TimedCall<T> implements Scope {
 
   expire(): void {
     if (this.settled) return;
-    const error = (this.error = new TimeoutError(this.owner.ms));
+    const error = (this.error = new TimeoutError(this.owner.ms, { pipeline: this.pipeline }));
     const reject = this.reject;
     this.finish();
     this.controller?.abort(error);
@@ -100,13 +102,28 @@ class TimedCall<T> implements Scope {
 
   fail = (error: unknown): void => {
     if (this.settled) {
-      if (this.error !== undefined) this.owner.lateRejection(error);
+      if (this.error !== undefined && !this.honoursAbort(error)) this.owner.lateRejection(error);
       return;
     }
     const reject = this.reject;
     this.finish();
     reject(error);
   };
+
+  /**
+   * Whether a rejection after the deadline is the work stopping as asked: the
+   * `TimeoutError` itself, or, when the work read its signal, an `AbortError` or
+   * an error caused by the `TimeoutError`.
+   */
+  private honoursAbort(error: unknown): boolean {
+    if (error === this.error) return true;
+    if (this.controller === undefined || typeof error !== 'object' || error === null) return false;
+    try {
+      return (error as { name?: unknown }).name === 'AbortError' || (error as { cause?: unknown }).cause === this.error;
+    } catch {
+      return false; // a hostile object (a revoked Proxy): not an abort
+    }
+  }
 
   /** Rejects a call that never started (its parent was aborted, or the clock threw), leaving no listener behind. */
   refuse(error: unknown): void {
@@ -260,7 +277,13 @@ export class TimeoutPolicy extends PolicyBase {
     return (this.#timeout ??= new Emitter()).subscribe;
   }
 
-  /** Fires when work abandoned by an expired deadline rejects later; that rejection is otherwise swallowed. */
+  /**
+   * Fires when work abandoned by an expired deadline rejects later with an error
+   * of its own; that rejection is otherwise swallowed. It does not fire for work
+   * that stopped as asked: a rejection with the `TimeoutError` itself, or, from
+   * work that read its signal, an `AbortError` or an error whose `cause` is the
+   * `TimeoutError`. So it means "work ignored its signal and failed anyway".
+   */
   get onLateRejection(): Event<LateRejectionEvent> {
     return (this.#late ??= new Emitter()).subscribe;
   }
@@ -280,7 +303,7 @@ export class TimeoutPolicy extends PolicyBase {
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     const now = this.#clock.now();
-    const call = new TimedCall<T>(this, scope, attempt, now + this.ms);
+    const call = new TimedCall<T>(this, scope, attempt, now + this.ms, chain.pipeline);
     const promise = new Promise<T>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;

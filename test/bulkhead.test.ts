@@ -226,9 +226,9 @@ describe('bulkhead: aborts and queue timeouts', () => {
       },
     };
     const g = gate();
-    const first = new Chain([b], g.work(0), undefined).next(0, scope, 1);
+    const first = new Chain([b], g.work(0), undefined, undefined).next(0, scope, 1);
     expect(reads).toBe(0);
-    const second = new Chain([b], g.work(1), undefined).next(0, scope, 1);
+    const second = new Chain([b], g.work(1), undefined, undefined).next(0, scope, 1);
     expect(reads).toBe(1);
     g.pending[0]!.resolve('a');
     await new Promise((r) => setImmediate(r));
@@ -243,7 +243,7 @@ describe('bulkhead: aborts and queue timeouts', () => {
     const controller = new AbortController();
     const reason = new Error('already');
     controller.abort(reason);
-    const call = new Chain([b], g.work(1), undefined).next(0, { signal: controller.signal }, 1);
+    const call = new Chain([b], g.work(1), undefined, undefined).next(0, { signal: controller.signal }, 1);
     await expect(call).rejects.toBe(reason);
     expect(b.queued).toBe(0);
     g.pending[0]!.resolve('x');

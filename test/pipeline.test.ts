@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { fallback, type Outcome, pipeline, timeout, TimeoutError, type WorkContext } from '../src/index.ts';
+import { bulkhead, fallback, type Outcome, pipeline, retry, timeout, TimeoutError, type WorkContext } from '../src/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
-import { abortListenerCount, never, track } from './helpers.ts';
+import { abortListenerCount, delayed, never, track } from './helpers.ts';
 
 describe('pipeline', () => {
   it('runs the first policy outermost', async () => {
@@ -163,5 +163,57 @@ describe('pipeline', () => {
     const t = track(pipeline(timeout({ ms: 1, clock })).execute(() => never()));
     await clock.advance(1);
     expect(t.error).toBeInstanceOf(TimeoutError);
+  });
+});
+
+describe('pipeline: mistakes are refused with an error that says what to write', () => {
+  it('an unknown per-call option, or a bare AbortSignal where the options belong', () => {
+    const p = pipeline({ name: 'p' });
+    expect(() => p.execute(() => 1, { sigal: new AbortController().signal } as never)).toThrow(
+      /pipeline\.execute: unknown option "sigal"; the only option is "signal"/,
+    );
+    expect(() => p.execute(() => 1, new AbortController().signal as never)).toThrow(/received an AbortSignal: pass it as \{ signal \}/);
+    expect(() => timeout({ ms: 5 }).execute(() => 1, { timeout: 5 } as never)).toThrow(/timeout\.execute: unknown option "timeout"/);
+  });
+
+  it('a policy factory passed without calling it', () => {
+    expect(() => pipeline(timeout as never)).toThrow(/argument 1 is a function \(timeout\), not a policy: a policy factory passed without calling it\?/);
+    expect(() => pipeline({ name: 'p' }, retry(), fallback as never)).toThrow(/argument 3 is a function \(fallback\)/);
+  });
+
+  it('the same policy instance twice in one pipeline; in a nested pipeline it is fine', () => {
+    const t = timeout({ ms: 5 });
+    expect(() => pipeline(t, retry(), t)).toThrow(/argument 3 is the same timeout instance as argument 1/);
+    expect(() => pipeline(t, pipeline(t))).not.toThrow();
+  });
+
+  it('dispose() ends the pipeline: later calls are refused, calls in flight finish', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ name: 'orders', clock }, timeout({ ms: 50, clock }));
+    const inFlight = p.execute(() => delayed(clock, 10, 'done'));
+    p.dispose();
+    p.dispose(); // idempotent
+    expect(p.disposed).toBe(true);
+    expect(() => p.execute(() => 'never')).toThrow(/^pipeline "orders": disposed; it runs no more calls/);
+    await clock.advance(10);
+    expect(await inFlight).toBe('done');
+  });
+
+  it('Breakwater errors name the pipeline, in a field and in the message', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ name: 'inventory', clock }, bulkhead({ maxConcurrent: 1 }), timeout({ ms: 5, clock }));
+    const slow = p.execute(() => delayed(clock, 10, 'late')).catch((e: unknown) => e);
+    const full = await p.execute(() => 'x').catch((e: unknown) => e);
+    expect(full).toMatchObject({ pipeline: 'inventory', message: expect.stringMatching(/^pipeline "inventory": the bulkhead is full/) });
+    await clock.advance(5);
+    expect(await slow).toMatchObject({ pipeline: 'inventory', message: 'pipeline "inventory": the call did not settle within 5 ms' });
+    // a nested unnamed pipeline inherits the name; a policy on its own has none
+    const nested = pipeline({ name: 'outer', clock }, pipeline(timeout({ ms: 5, clock })));
+    const late = nested.execute(() => delayed(clock, 10, 'late')).catch((e: unknown) => e);
+    await clock.advance(5);
+    expect(await late).toMatchObject({ pipeline: 'outer' });
+    const alone = timeout({ ms: 5, clock }).execute(() => delayed(clock, 10, 'late')).catch((e: unknown) => e);
+    await clock.advance(5);
+    expect(await alone).toMatchObject({ pipeline: undefined, message: 'the call did not settle within 5 ms' });
   });
 });

@@ -384,7 +384,7 @@ describe('prometheusMetrics: sinks, detach and dispose', () => {
     metrics.attach(a, b);
     await a.execute(() => 1);
     a.dispose();
-    await a.execute(() => 1);
+    expect(() => a.execute(() => 1)).toThrow(/pipeline "a": disposed/);
     let samples = await scrape(registry);
     expect(select(samples, 'breakwater_calls_total', { pipeline: 'a' })).toEqual([]);
     expect(select(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'a' })).toEqual([]);
@@ -420,16 +420,16 @@ describe('prometheusMetrics: sinks, detach and dispose', () => {
     expect([...new Set(select(samples, 'breakwater_calls_total').map((s) => s.labels.pipeline))]).toEqual(['c']);
   });
 
-  it('a disposed nested pipeline loses its series while the outer one keeps reporting', async () => {
+  it('a disposed nested pipeline loses its series; the outer one reports the calls it now refuses as failures', async () => {
     const registry = new Registry();
     const inner = pipeline({ name: 'inner' });
     const outer = pipeline({ name: 'outer' }, inner);
     prometheusMetrics({ registry }).attach(outer);
     inner.dispose();
-    await outer.execute(() => 1);
+    await expect(outer.execute(() => 1)).rejects.toThrow(/pipeline "inner": disposed/);
     const samples = await scrape(registry);
     expect(select(samples, 'breakwater_calls_total', { pipeline: 'inner' })).toEqual([]);
-    expect(value(samples, 'breakwater_calls_total', { pipeline: 'outer', outcome: 'success' })).toBe(1);
+    expect(value(samples, 'breakwater_calls_total', { pipeline: 'outer', outcome: 'failure' })).toBe(1);
   });
 });
 

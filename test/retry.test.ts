@@ -3,10 +3,13 @@ import { describe, expect, it } from 'vitest';
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
+  circuitBreaker,
   constant,
   exponential,
   type GiveUpEvent,
   IsolatedCircuitError,
+  isBrokenCircuitError,
+  isIsolatedCircuitError,
   pipeline,
   retry,
   RETRY_DEFAULTS,
@@ -494,5 +497,31 @@ describe('retry: options', () => {
 
   it('accepts undefined values as defaults', () => {
     expect(retry({ maxAttempts: undefined, backoff: undefined }).maxAttempts).toBe(3);
+  });
+});
+
+describe('retry: a call that ends on a refusal keeps the real error as its cause', () => {
+  it('a 503 reopens the half-open breaker; the retry is refused; the refusal carries the 503 and the pipeline name', async () => {
+    const clock = new FakeClock();
+    const breaker = circuitBreaker({ clock, minimumCalls: 1, halfOpenAfterMs: 1_000 });
+    const p = pipeline({ name: 'payments', clock }, retry({ maxAttempts: 3, backoff: constant({ ms: 0 }), clock }), breaker);
+    const unavailable = new Error('503 Service Unavailable');
+    const first = p.execute(() => Promise.reject(unavailable)).catch((e: unknown) => e); // opens the breaker; the retry is refused
+    await clock.advance(1);
+    const error = (await first) as Error & { cause?: unknown; pipeline?: string };
+    expect(isBrokenCircuitError(error)).toBe(true);
+    expect(error.cause).toBe(unavailable);
+    expect(error.pipeline).toBe('payments');
+    expect(error.message).toMatch(/^pipeline "payments": the circuit is open/);
+  });
+
+  it('a refusal on the first attempt has no cause', async () => {
+    const clock = new FakeClock();
+    const breaker = circuitBreaker({ clock });
+    breaker.isolate();
+    const error = await retry({ clock }).execute(() => breaker.execute(() => 'never')).catch((e: unknown) => e);
+    expect(isIsolatedCircuitError(error)).toBe(true);
+    expect((error as Error).cause).toBeUndefined();
+    expect((error as { pipeline?: string }).pipeline).toBeUndefined();
   });
 });

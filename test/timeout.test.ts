@@ -192,6 +192,32 @@ describe('timeout', () => {
     expect(late).toEqual([boom]);
   });
 
+  it('onLateRejection stays quiet for work that stops as asked, and fires for work that ignored its signal', async () => {
+    const clock = new FakeClock();
+    const policy = timeout({ ms: 10, clock });
+    const late: unknown[] = [];
+    policy.onLateRejection((e) => late.push(e.error));
+    const ignored = new Error('ignored the signal');
+    const honoured = [
+      // rejects with the signal's reason (what fetch does)
+      ({ signal }: { signal: AbortSignal }) =>
+        new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+      // rejects with an AbortError of its own
+      ({ signal }: { signal: AbortSignal }) =>
+        new Promise((_, reject) => signal.addEventListener('abort', () => reject(new DOMException('stopped', 'AbortError')))),
+      // wraps the reason as its cause
+      ({ signal }: { signal: AbortSignal }) =>
+        new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('wrapped', { cause: signal.reason })))),
+    ];
+    for (const work of honoured) track(policy.execute(work));
+    // never reads its signal, fails later with an error of its own; and an AbortError from work that never read the signal
+    track(policy.execute(() => delayed(clock, 20, undefined).then(() => Promise.reject(ignored))));
+    const unrelated = new DOMException('some other abort', 'AbortError');
+    track(policy.execute(() => delayed(clock, 20, undefined).then(() => Promise.reject(unrelated))));
+    await clock.advance(30);
+    expect(late).toEqual([ignored, unrelated]);
+  });
+
   it('reports timeouts through onTimeout with the attempt', async () => {
     const clock = new FakeClock();
     const policy = timeout({ ms: 5, clock });

@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { fallback, type Pipeline, pipeline, type Policy, timeout, type WorkContext } from '../src/index.ts';
+import { fallback, isRejection, type Pipeline, pipeline, type Policy, type Rejection, timeout, type WorkContext } from '../src/index.ts';
 
 describe('result types', () => {
   it('a policy without a fallback keeps the work result type', () => {
@@ -48,5 +48,12 @@ describe('result types', () => {
     fallback({ handle: () => true });
     // @ts-expect-error a string is not a policy
     pipeline('nope');
+  });
+});
+
+describe('isRejection is a type guard', () => {
+  it('narrows to the three refusals', () => {
+    const error: unknown = undefined;
+    if (isRejection(error)) expectTypeOf(error).toEqualTypeOf<Rejection>();
   });
 });

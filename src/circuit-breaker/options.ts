@@ -26,6 +26,7 @@ export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
  * - `'cooldown-elapsed'`: open → half-open, the open period is over;
  * - `'probes-succeeded'`: half-open → closed;
  * - `'probe-failed'`, `'probe-slow'`: half-open → open;
+ * - `'probe-deadline'`: half-open → open, a probe did not settle within `probeDeadlineMs`;
  * - `'isolated'`: → isolated, by `CircuitBreakerPolicy.isolate`;
  * - `'released'`: isolated → closed, the last isolation handle was released;
  * - `'reset'`: → closed, by {@link CircuitBreakerPolicy.reset}.
@@ -37,6 +38,7 @@ export type StateChangeReason =
   | 'probes-succeeded'
   | 'probe-failed'
   | 'probe-slow'
+  | 'probe-deadline'
   | 'isolated'
   | 'released'
   | 'reset';
@@ -96,6 +98,14 @@ export interface CircuitBreakerOptions {
   readonly halfOpenAfterMs?: number | Schedule;
   /** How many probe calls may run at once while half-open (default 1). */
   readonly halfOpenProbes?: number;
+  /**
+   * How long a half-open probe may run, in ms (default 60,000; 1 to 2,147,483,647).
+   * A probe that has not settled by then counts as failed: the breaker reopens,
+   * and a new probe is admitted after the open period, so a probe whose work
+   * never settles cannot pin the breaker half-open. It does not abort the work:
+   * put a `timeout` inside the breaker for that.
+   */
+  readonly probeDeadlineMs?: number;
   /**
    * How many probes must succeed, in total, for the breaker to close (default:
    * `halfOpenProbes`). One failed probe reopens it.
@@ -172,6 +182,7 @@ export const CIRCUIT_BREAKER_DEFAULTS = Object.freeze({
   window: Object.freeze({ kind: 'time', ms: 10_000, buckets: 10 } as const),
   halfOpenAfterMs: 5_000,
   halfOpenProbes: 1,
+  probeDeadlineMs: 60_000,
   /** Every error except Breakwater's rejections (a full bulkhead is not a failing dependency). */
   handle: (error: unknown): boolean => !isRejection(error),
 });
@@ -186,6 +197,7 @@ export interface Settings {
   readonly handle: (error: unknown) => boolean;
   readonly halfOpenAfterMs: number | Schedule;
   readonly halfOpenProbes: number;
+  readonly probeDeadlineMs: number;
   readonly successesToClose: number;
   readonly clock: Clock;
   readonly random: RandomSource;
@@ -289,6 +301,7 @@ export function checkCircuitBreakerOptions(options: CircuitBreakerOptions | unde
     handle: fn,
     halfOpenAfterMs: halfOpenAfter,
     halfOpenProbes: integer(1),
+    probeDeadlineMs: duration(1),
     successesToClose: integer(1),
     clock: clockCheck,
     random: fn,
@@ -316,6 +329,7 @@ export function checkCircuitBreakerOptions(options: CircuitBreakerOptions | unde
     handle: o.handle ?? CIRCUIT_BREAKER_DEFAULTS.handle,
     halfOpenAfterMs: o.halfOpenAfterMs ?? CIRCUIT_BREAKER_DEFAULTS.halfOpenAfterMs,
     halfOpenProbes,
+    probeDeadlineMs: o.probeDeadlineMs ?? CIRCUIT_BREAKER_DEFAULTS.probeDeadlineMs,
     successesToClose: o.successesToClose ?? halfOpenProbes,
     clock: o.clock ?? systemClock,
     random: o.random ?? systemRandom,

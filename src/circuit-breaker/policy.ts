@@ -41,13 +41,13 @@ const HALF_OPEN_MESSAGE = 'the circuit is half-open and every probe slot is take
  * microseconds, nearly all of it stack capture, and the stack of a refusal points into
  * the breaker, not at a fault. The message, `code` and `retryAfterMs` say it all.
  */
-function broken(retryAfterMs: number, message: string): BrokenCircuitError {
-  return stackless(() => new BrokenCircuitError(retryAfterMs, message));
+function broken(retryAfterMs: number, message: string, pipeline: string | undefined): BrokenCircuitError {
+  return stackless(() => new BrokenCircuitError(retryAfterMs, message, { pipeline }));
 }
 
 /** The isolated-circuit refusal, built without a stack trace like {@link broken}. */
-function isolated(): IsolatedCircuitError {
-  return stackless(() => new IsolatedCircuitError());
+function isolated(pipeline: string | undefined): IsolatedCircuitError {
+  return stackless(() => new IsolatedCircuitError({ pipeline }));
 }
 
 /** Builds an error with stack capture off, restoring the limit whatever happens. */
@@ -71,7 +71,8 @@ function stackless<E extends Error>(make: () => E): E {
  *   open period, the next call or `state` read finds the breaker half-open.
  * - **half-open**: up to `halfOpenProbes` calls run at once as probes, every
  *   other call is rejected at once. `successesToClose` successful probes close
- *   the breaker; one failed (or slow) probe reopens it.
+ *   the breaker; one failed (or slow) probe reopens it, and so does a probe
+ *   still running after `probeDeadlineMs`.
  * - **isolated**: `isolate()` holds the breaker open by hand: calls are rejected
  *   with `IsolatedCircuitError` until every handle is released.
  *
@@ -91,6 +92,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
   readonly #minimumCalls: number;
   readonly #halfOpenAfterMs: number | Schedule;
   readonly #halfOpenProbes: number;
+  readonly #probeDeadlineMs: number;
   readonly #successesToClose: number;
   readonly #window: Window;
 
@@ -99,8 +101,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
   #generation = 0;
   /** Clock time at which an open breaker becomes half-open. */
   #openUntil = 0;
-  /** Probes in flight in the current half-open generation. */
-  #probes = 0;
+  /** When each probe in flight in the current half-open generation was admitted, oldest first. */
+  #probes: number[] = [];
   /** Successful probes in the current half-open generation. */
   #probeSuccesses = 0;
   /** Isolation handles not yet released. */
@@ -128,6 +130,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.#minimumCalls = settings.minimumCalls;
     this.#halfOpenAfterMs = settings.halfOpenAfterMs;
     this.#halfOpenProbes = settings.halfOpenProbes;
+    this.#probeDeadlineMs = settings.probeDeadlineMs;
     this.#successesToClose = settings.successesToClose;
     const window = settings.window;
     this.#window =
@@ -147,6 +150,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
    * metrics scrape always sees the truth without any timer running.
    */
   get state(): CircuitState {
+    if (this.#state === 'half-open' && this.#probes.length > 0) this.#expireProbes(this.#clock.now());
     if (this.#state === 'open' && this.#clock.now() >= this.#openUntil) this.#transition('half-open', 'cooldown-elapsed');
     return this.#state;
   }
@@ -226,11 +230,11 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
-    let probe = false;
+    let probe = NaN; // when the call was admitted as a probe; NaN: not a probe
     if (this.#state !== 'closed') {
-      const refusal = this.#admit();
-      if (refusal !== undefined) return Promise.reject(refusal);
-      probe = true;
+      const admitted = this.#admit(chain.pipeline);
+      if (typeof admitted !== 'number') return Promise.reject(admitted);
+      probe = admitted;
     }
     const generation = this.#generation;
     const startedAt = this.#timed() ? this.#clock.now() : NaN;
@@ -255,18 +259,25 @@ export class CircuitBreakerPolicy extends PolicyBase {
     return this.#slowCallMs > 0 || this.#success?.active === true || this.#failure?.active === true;
   }
 
-  /** A call arrives while not closed: admits it as a probe (undefined) or returns the refusal. */
-  #admit(): BrokenCircuitError | IsolatedCircuitError | undefined {
-    const state = this.#state;
-    if (state === 'isolated') return this.#refuse('isolated', isolated());
-    if (state === 'open') {
-      const left = this.#openUntil - this.#clock.now();
-      if (left > 0) return this.#refuse('open', broken(Math.ceil(left), OPEN_MESSAGE));
+  /** A call arrives while not closed: admits it as a probe (returns when) or returns the refusal. */
+  #admit(pipeline: string | undefined): number | BrokenCircuitError | IsolatedCircuitError {
+    if (this.#state === 'isolated') return this.#refuse('isolated', isolated(pipeline));
+    const now = this.#clock.now();
+    this.#expireProbes(now);
+    if (this.#state === 'open') {
+      const left = this.#openUntil - now;
+      if (left > 0) return this.#refuse('open', broken(Math.ceil(left), OPEN_MESSAGE, pipeline));
       this.#transition('half-open', 'cooldown-elapsed');
     }
-    if (this.#probes >= this.#halfOpenProbes) return this.#refuse('half-open', broken(0, HALF_OPEN_MESSAGE));
-    this.#probes++;
-    return undefined;
+    if (this.#probes.length >= this.#halfOpenProbes) return this.#refuse('half-open', broken(0, HALF_OPEN_MESSAGE, pipeline));
+    this.#probes.push(now);
+    return now;
+  }
+
+  /** Half-open with a probe in flight past its deadline: that probe counts as failed, and the breaker reopens. */
+  #expireProbes(now: number): void {
+    const oldest = this.#probes[0];
+    if (this.#state === 'half-open' && oldest !== undefined && now - oldest >= this.#probeDeadlineMs) this.#open('probe-deadline', now);
   }
 
   #refuse<E extends BrokenCircuitError | IsolatedCircuitError>(state: CircuitRejectEvent['state'], error: E): E {
@@ -276,7 +287,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
   }
 
   /** Records a call's result in the statistics and the state. */
-  #settle(generation: number, probe: boolean, startedAt: number, result: number, error: unknown): void {
+  #settle(generation: number, probe: number, startedAt: number, result: number, error: unknown): void {
     if (result === FAILED && !this.#counts(error)) result = IGNORED;
     let now = NaN;
     let slow = false;
@@ -293,12 +304,13 @@ export class CircuitBreakerPolicy extends PolicyBase {
       }
     }
     // A result from before the last transition never counts.
-    if (generation !== this.#generation || result === IGNORED) {
-      if (probe && generation === this.#generation) this.#probes--;
-      return;
+    const current = generation === this.#generation;
+    if (current && probe === probe) {
+      const at = this.#probes.indexOf(probe);
+      if (at >= 0) this.#probes.splice(at, 1);
     }
-    if (probe) {
-      this.#probes--;
+    if (!current || result === IGNORED) return;
+    if (probe === probe) {
       if (result === FAILED) this.#open('probe-failed', now);
       else if (slow) this.#open('probe-slow', now);
       else if (++this.#probeSuccesses >= this.#successesToClose) this.#close('probes-succeeded');
@@ -361,7 +373,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     const from = this.#state;
     this.#state = to;
     this.#generation++;
-    this.#probes = 0;
+    this.#probes = [];
     this.#probeSuccesses = 0;
     const emitter = this.#stateChange;
     if (emitter !== undefined && emitter.active) emitter.emit({ from, to, reason });

@@ -15,8 +15,29 @@ const BRAND = Symbol.for('breakwater.error');
 export abstract class BreakwaterError extends Error {
   /** Stable, documented code of this error. */
   abstract readonly code: BreakwaterErrorCode;
+  /**
+   * The name of the pipeline whose policy produced this error (also at the start
+   * of the message), so logs from several dependencies can be told apart;
+   * `undefined` for a policy run on its own or an unnamed pipeline.
+   */
+  readonly pipeline: string | undefined;
   /** @internal brand shared across package copies */
   readonly [BRAND] = true;
+
+  /** @internal */
+  constructor(message: string, options: BreakwaterErrorOptions | undefined) {
+    const pipeline = options?.pipeline;
+    super(pipeline === undefined ? message : `pipeline "${pipeline}": ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.pipeline = pipeline;
+  }
+}
+
+/** What every Breakwater error may carry besides its own fields. */
+export interface BreakwaterErrorOptions {
+  /** The pipeline whose policy produced the error (see {@link BreakwaterError.pipeline}). */
+  readonly pipeline?: string | undefined;
+  /** The error behind this one (standard `Error.cause`). */
+  readonly cause?: unknown;
 }
 
 // The guards run on whatever the work rejected with, which may be a revoked Proxy or
@@ -36,8 +57,8 @@ export class TimeoutError extends BreakwaterError {
   override readonly name = 'TimeoutError';
   /** The deadline that was exceeded, in milliseconds. */
   readonly timeoutMs: number;
-  constructor(timeoutMs: number) {
-    super(`the call did not settle within ${timeoutMs} ms`);
+  constructor(timeoutMs: number, options?: BreakwaterErrorOptions) {
+    super(`the call did not settle within ${timeoutMs} ms`, options);
     this.timeoutMs = timeoutMs;
   }
 }
@@ -53,8 +74,8 @@ export class BrokenCircuitError extends BreakwaterError {
   override readonly name = 'BrokenCircuitError';
   /** Milliseconds until the breaker admits its next probe (0 when a probe may go now). */
   readonly retryAfterMs: number;
-  constructor(retryAfterMs: number, message = 'the circuit is open: the call was not made') {
-    super(message);
+  constructor(retryAfterMs: number, message = 'the circuit is open: the call was not made', options?: BreakwaterErrorOptions) {
+    super(message, options);
     this.retryAfterMs = retryAfterMs;
   }
 }
@@ -68,8 +89,8 @@ export function isBrokenCircuitError(value: unknown): value is BrokenCircuitErro
 export class IsolatedCircuitError extends BreakwaterError {
   readonly code = 'ERR_BREAKWATER_ISOLATED_CIRCUIT' as const;
   override readonly name = 'IsolatedCircuitError';
-  constructor() {
-    super('the circuit is isolated: the call was not made');
+  constructor(options?: BreakwaterErrorOptions) {
+    super('the circuit is isolated: the call was not made', options);
   }
 }
 
@@ -86,8 +107,8 @@ export class BulkheadRejectedError extends BreakwaterError {
   readonly maxConcurrent: number;
   /** The bulkhead's queue limit when the call was rejected. */
   readonly maxQueue: number;
-  constructor(maxConcurrent: number, maxQueue: number, message?: string) {
-    super(message ?? `the bulkhead is full (${maxConcurrent} running, ${maxQueue} queued): the call was not made`);
+  constructor(maxConcurrent: number, maxQueue: number, message?: string, options?: BreakwaterErrorOptions) {
+    super(message ?? `the bulkhead is full (${maxConcurrent} running, ${maxQueue} queued): the call was not made`, options);
     this.maxConcurrent = maxConcurrent;
     this.maxQueue = maxQueue;
   }
@@ -108,8 +129,11 @@ export function isBreakwaterError(value: unknown): value is BreakwaterError {
   }
 }
 
-/** True when the policy refused the call without running it (open, isolated or full). */
-export function isRejection(value: unknown): boolean {
+/** A refusal: the call was not made because a policy refused it. */
+export type Rejection = BrokenCircuitError | IsolatedCircuitError | BulkheadRejectedError;
+
+/** True when a policy refused the call without running it (open, isolated or full). */
+export function isRejection(value: unknown): value is Rejection {
   return (
     isBrokenCircuitError(value) || isIsolatedCircuitError(value) || isBulkheadRejectedError(value)
   );

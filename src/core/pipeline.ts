@@ -44,7 +44,8 @@ export class Pipeline<R = never> implements Policy<R> {
   readonly #clock: Clock;
   // Created on first use: an unobserved pipeline holds no timing and no emitter (~180 B each).
   #timing: Timing | undefined;
-  #disposed: Emitter<void> | undefined;
+  #onDispose: Emitter<void> | undefined;
+  #disposed = false;
 
   /** Use {@link pipeline} instead. @internal */
   constructor(options: PipelineOptions, policies: readonly Policy<unknown>[]) {
@@ -82,16 +83,28 @@ export class Pipeline<R = never> implements Policy<R> {
 
   /** Fires when {@link Pipeline.dispose} is called: metrics sinks drop this pipeline's series. */
   get onDispose(): Event<void> {
-    return (this.#disposed ??= new Emitter()).subscribe;
+    return (this.#onDispose ??= new Emitter()).subscribe;
   }
 
-  /** Tells attached telemetry this pipeline is gone, so its series can be removed. */
+  /** True once {@link Pipeline.dispose} was called. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /**
+   * Ends this pipeline's life: attached telemetry drops its series, and every
+   * later call is refused with an error (calls in flight finish as usual). A
+   * second call does nothing.
+   */
   dispose(): void {
-    this.#disposed?.emit(undefined);
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#onDispose?.emit(undefined);
   }
 
   execute<T>(fn: Work<T>, options?: ExecuteOptions): Promise<T | R> {
-    return runLayers<T | R>('pipeline', this.policies, fn, options, this.#observer());
+    if (this.#disposed) throw this.#disposedError();
+    return runLayers<T | R>('pipeline', this.policies, fn, options, this.name, this.#observer());
   }
 
   wrap<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>): (...args: A) => Promise<T | R> {
@@ -100,11 +113,16 @@ export class Pipeline<R = never> implements Policy<R> {
 
   /** @internal */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R> {
-    const nested = new Chain<T>(this.policies, undefined, chain.callerSignal, chain, index);
+    if (this.#disposed) throw this.#disposedError();
+    const nested = new Chain<T>(this.policies, undefined, chain.callerSignal, this.name ?? chain.pipeline, chain, index);
     const observer = this.#observer();
     if (observer === undefined) return nested.next(0, scope, attempt);
     const startedAt = observer.clock.now();
     return observer.watch(nested, nested.next(0, scope, attempt), startedAt);
+  }
+
+  #disposedError(): Error {
+    return new Error(`pipeline${this.name === undefined ? '' : ` "${this.name}"`}: disposed; it runs no more calls (create a new pipeline)`);
   }
 
   /** The timing, when anyone wants calls timed: when nobody does, they are not timed at all. */

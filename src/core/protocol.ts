@@ -79,6 +79,8 @@ export type ExtraResult<P> = P extends { readonly '~extra'?: () => infer R } ? R
 export class Chain<T = unknown> {
   /** The caller's own signal, if any: policies never treat its abort as a failure. */
   readonly callerSignal: AbortSignal | undefined;
+  /** The name of the innermost named pipeline running this call: put it on the errors your policy makes. */
+  readonly pipeline: string | undefined;
   readonly #layers: readonly Policy<unknown>[];
   readonly #work: Work<T> | undefined;
   readonly #outer: Chain<T> | undefined;
@@ -86,7 +88,15 @@ export class Chain<T = unknown> {
   #fellBack = false;
 
   /** @internal Either `work` (a call's own chain) or `outer` (a nested pipeline's). */
-  constructor(layers: readonly Policy<unknown>[], work: Work<T> | undefined, signal: AbortSignal | undefined, outer?: Chain<T>, outerIndex = 0) {
+  constructor(
+    layers: readonly Policy<unknown>[],
+    work: Work<T> | undefined,
+    signal: AbortSignal | undefined,
+    pipeline: string | undefined,
+    outer?: Chain<T>,
+    outerIndex = 0,
+  ) {
+    this.pipeline = pipeline;
     this.#layers = layers;
     this.#work = work;
     this.callerSignal = signal;
@@ -165,12 +175,19 @@ export interface CallObserver {
  * aborts. With an `observer`, the call is timed and reported to it.
  * @internal
  */
-export function runLayers<T>(owner: string, layers: readonly Policy<unknown>[], fn: Work<T>, options: ExecuteOptions | undefined, observer?: CallObserver): Promise<T> {
+export function runLayers<T>(
+  owner: string,
+  layers: readonly Policy<unknown>[],
+  fn: Work<T>,
+  options: ExecuteOptions | undefined,
+  name?: string,
+  observer?: CallObserver,
+): Promise<T> {
   if (typeof fn !== 'function') {
     throw new TypeError(`${owner}.execute: the work must be a function; received ${received(fn)}`);
   }
   const signal = callerSignalOf(owner, options);
-  const chain = new Chain(layers, fn, signal);
+  const chain = new Chain(layers, fn, signal, name);
   const startedAt = observer === undefined ? 0 : observer.clock.now();
   let promise: Promise<T>;
   if (signal === undefined) promise = chain.next(0, undefined, 1);

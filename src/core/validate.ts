@@ -171,8 +171,12 @@ export function checkOptions<T extends object>(
 /** Checks the per-call options of `execute`. @internal */
 export function callerSignalOf(owner: string, options: ExecuteOptions | undefined): AbortSignal | undefined {
   if (options === undefined || options === null) return undefined;
-  if (typeof options !== 'object') {
-    throw new TypeError(`${owner}.execute: options must be an object; received ${typeof options}`);
+  if (typeof options !== 'object' || options instanceof AbortSignal) {
+    const what = options instanceof AbortSignal ? 'an AbortSignal: pass it as { signal }' : typeof options;
+    throw new TypeError(`${owner}.execute: options must be an object such as { signal }; received ${what}`);
+  }
+  for (const key in options) {
+    if (key !== 'signal') throw new TypeError(`${owner}.execute: unknown option "${key}"; the only option is "signal"`);
   }
   const signal = options.signal;
   if (signal === undefined) return undefined;
@@ -198,6 +202,14 @@ export function checkPipelineArguments(
 ): { options: PipelineOptions; policies: Policy<unknown>[] } {
   let options: PipelineOptions = {};
   let policies = args;
+  const uncalled = args.findIndex((arg) => typeof arg === 'function');
+  if (uncalled >= 0) {
+    const name = (args[uncalled] as { name?: unknown }).name;
+    throw new TypeError(
+      `pipeline: argument ${uncalled + 1} is a function${typeof name === 'string' && name !== '' ? ` (${name})` : ''}, not a policy: ` +
+        'a policy factory passed without calling it? Write timeout({ ms: 500 }), not timeout',
+    );
+  }
   if (args.length > 0 && !isPolicy(args[0])) {
     options = checkOptions<PipelineOptions>('pipeline', args[0], {
       name: satisfies(
@@ -209,9 +221,17 @@ export function checkPipelineArguments(
     policies = args.slice(1);
   }
   policies.forEach((policy, i) => {
+    const position = i + (policies === args ? 1 : 2);
     if (!isPolicy(policy)) {
       throw new TypeError(
-        `pipeline: argument ${i + (policies === args ? 1 : 2)} must be a policy (timeout(), retry(), …); received ${policy === null ? 'null' : typeof policy}`,
+        `pipeline: argument ${position} must be a policy (timeout(), retry(), …); received ${policy === null ? 'null' : typeof policy}`,
+      );
+    }
+    const first = policies.indexOf(policy);
+    if (first < i) {
+      throw new TypeError(
+        `pipeline: argument ${position} is the same ${policy.kind} instance as argument ${first + (policies === args ? 1 : 2)}; ` +
+          'a policy runs once per layer, so create one instance per layer',
       );
     }
   });

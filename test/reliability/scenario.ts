@@ -292,7 +292,8 @@ function build(specs: readonly PolicySpec[], clock: FakeClock, random: () => num
   const level = (list: readonly PolicySpec[]): Policy<unknown>[] => {
     let breakerHere = false;
     let bulkheadHere = false;
-    return list.map((spec): Policy<unknown> => {
+    const here = new Set<Policy<unknown>>();
+    const make = (spec: PolicySpec): Policy<unknown> => {
       switch (spec.kind) {
         case 'timeout':
           hasTimeout = true;
@@ -329,7 +330,9 @@ function build(specs: readonly PolicySpec[], clock: FakeClock, random: () => num
             return reuse(timeout({ ms: 40, clock }), 1, true);
           }
           maxInvocations *= reusable.maxAttempts;
-          return reusable.policy;
+          // One instance appears once per pipeline (pipeline() refuses a second): on the
+          // same level, the reused policy runs inside a nested pipeline of its own.
+          return here.has(reusable.policy) ? pipeline({ clock }, reusable.policy) : reusable.policy;
         }
         case 'breaker': {
           const breaker = circuitBreaker({
@@ -367,6 +370,11 @@ function build(specs: readonly PolicySpec[], clock: FakeClock, random: () => num
           return pipeline({ clock }, ...inner) as Pipeline<unknown>;
         }
       }
+    };
+    return list.map((spec) => {
+      const layer = make(spec);
+      here.add(layer);
+      return layer;
     });
   };
 
