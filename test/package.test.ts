@@ -48,13 +48,17 @@ describe('the packed tarball', () => {
     expect(pkg.dependencies ?? {}).toEqual({});
   });
 
-  it('ships only dist, docs at the top level and the license', () => {
+  it('ships dist, the docs and the license, and every relative link of the README resolves in the package', () => {
     const listed = execFileSync(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
     const files = (JSON.parse(listed.slice(listed.indexOf('['))) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
     for (const file of files) {
-      expect(file).toMatch(/^(dist\/|README\.md$|CHANGELOG\.md$|LICENSE$|package\.json$)/);
+      expect(file).toMatch(/^(dist\/|docs\/|README\.md$|CHANGELOG\.md$|LICENSE$|package\.json$)/);
     }
     expect(files).toContain('dist/index.js');
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const targets = [...readme.matchAll(/\]\(([^)#]+)(?:#[^)]*)?\)/g)].map((m) => m[1]!).filter((t) => !/^[a-z]+:/.test(t));
+    expect(targets.length).toBeGreaterThan(10);
+    expect(targets.filter((t) => !files.includes(t.replace(/\/$/, '/README.md')))).toEqual([]);
     expect(files).toContain('dist/index.cjs');
   });
 

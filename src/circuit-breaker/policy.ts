@@ -12,19 +12,18 @@ import type { Clock, RandomSource } from '../core/clock.ts';
 import { BrokenCircuitError, IsolatedCircuitError } from '../core/errors.ts';
 import { Emitter, type Event } from '../core/events.ts';
 import { type Chain, PolicyBase, type Scope } from '../core/protocol.ts';
-import {
-  CIRCUIT_BREAKER_DEFAULTS,
-  type CircuitBreakerOptions,
-  type CircuitBreakerSnapshot,
-  type CircuitFailureEvent,
-  type CircuitRejectEvent,
-  type CircuitState,
-  type CircuitSuccessEvent,
-  checkCircuitBreakerOptions,
-  type IsolationHandle,
-  type Settings,
-  type StateChangeEvent,
-  type StateChangeReason,
+import { CIRCUIT_BREAKER_DEFAULTS, checkCircuitBreakerOptions } from './options.ts';
+import type {
+  CircuitBreakerOptions,
+  CircuitBreakerSnapshot,
+  CircuitFailureEvent,
+  CircuitRejectEvent,
+  CircuitState,
+  CircuitSuccessEvent,
+  IsolationHandle,
+  Settings,
+  StateChangeEvent,
+  StateChangeReason,
 } from './options.ts';
 import { CountWindow, FAILURE, SLOW, TimeWindow, type Window } from './window.ts';
 
