@@ -317,9 +317,9 @@ describe('fromOpossum: state and events', () => {
     expect(policy.state).toBe('closed');
 
     expect(changes).toEqual([
-      { from: 'closed', to: 'open', reason: 'opened' },
-      { from: 'open', to: 'half-open', reason: 'reset-timeout-elapsed' },
-      { from: 'half-open', to: 'closed', reason: 'closed' },
+      { from: 'closed', to: 'open', reason: 'failure-rate' },
+      { from: 'open', to: 'half-open', reason: 'cooldown-elapsed' },
+      { from: 'half-open', to: 'closed', reason: 'probes-succeeded' },
     ]);
   });
 
@@ -439,7 +439,7 @@ describe('fromOpossum: state and events', () => {
     const changes: OpossumStateChangeEvent[] = [];
     policy.onStateChange((e) => changes.push(e));
     breaker.shutdown();
-    expect(changes).toEqual([{ from: 'open', to: 'isolated', reason: 'shutdown' }]);
+    expect(changes).toEqual([{ from: 'open', to: 'isolated', reason: 'isolated' }]);
     expect(policy.state).toBe('isolated');
   });
 
@@ -607,7 +607,7 @@ describe('fromOpossum: composition', () => {
 });
 
 describe('fromOpossum: the action contract and validation', () => {
-  it('works with a custom action that calls its first argument', async () => {
+  it('works with a custom action that calls its first argument, when told so', async () => {
     const seen: number[] = [];
     const breaker = new CircuitBreaker(
       (run: (ctx?: unknown) => Promise<unknown>, ctx: { attempt: number }) => {
@@ -617,16 +617,27 @@ describe('fromOpossum: the action contract and validation', () => {
       { name: 'custom' },
     );
     breakers.push(breaker as CircuitBreaker);
-    await expect(fromOpossum(breaker).execute(() => 'ok')).resolves.toBe('ok');
+    expect(() => fromOpossum(breaker)).toThrow(/pass \{ customAction: true \}/);
+    await expect(fromOpossum(breaker, { customAction: true }).execute(() => 'ok')).resolves.toBe('ok');
     expect(seen).toEqual([1]);
   });
 
-  it('rejects with a TypeError naming the fix when the action ignores the work', async () => {
+  it('refuses a breaker built around another function before running any of its code', () => {
+    const service = vi.fn(async (id: string) => `user ${id}`);
+    const breaker = new CircuitBreaker(service, { name: 'legacy' });
+    breakers.push(breaker as CircuitBreaker);
+    expect(() => fromOpossum(breaker as unknown as OpossumBreaker)).toThrow(
+      /the opossum breaker "legacy" was built around another action \(\w+\), which would be called with the adapter's arguments/,
+    );
+    expect(service).not.toHaveBeenCalled();
+  });
+
+  it('rejects with a TypeError naming the fix when a declared custom action ignores the work', async () => {
     const service = vi.fn(async () => 'the wrong function');
     const breaker = new CircuitBreaker(service, { name: 'legacy' });
     breakers.push(breaker as CircuitBreaker);
     const work = vi.fn(() => 'right');
-    const error = await fromOpossum(breaker as unknown as OpossumBreaker).execute(work).catch((e: unknown) => e);
+    const error = await fromOpossum(breaker as unknown as OpossumBreaker, { customAction: true }).execute(work).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TypeError);
     expect((error as Error).message).toMatch(/"legacy" resolved without calling the work.*runWork/);
     expect(work).not.toHaveBeenCalled();
@@ -667,7 +678,7 @@ describe('fromOpossum: the action contract and validation', () => {
     expect(() => fromOpossum(breaker, { clock: {} as never })).toThrow(
       new TypeError('fromOpossum: option "clock" must be a Clock (an object with now, schedule and cancel functions); received an object'),
     );
-    expect(() => fromOpossum(breaker, { timeout: 5 } as never)).toThrow(/unknown option "timeout"; known options are clock/);
+    expect(() => fromOpossum(breaker, { timeout: 5 } as never)).toThrow(/unknown option "timeout"; known options are clock, customAction/);
     expect(() => fromOpossum(breaker, 5 as never)).toThrow(/options must be an object; received 5/);
   });
 

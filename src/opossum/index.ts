@@ -14,8 +14,8 @@ import {
 import { Emitter, type Event } from '../core/events.ts';
 import { type Chain, PolicyBase, type Scope } from '../core/protocol.ts';
 import type { TimeoutEvent } from '../timeout.ts';
-import type { CircuitState } from '../circuit-breaker/options.ts';
-import { checkOptions, clock as clockCheck, received } from '../core/validate.ts';
+import type { CircuitState, StateChangeReason } from '../circuit-breaker/options.ts';
+import { bool, checkOptions, clock as clockCheck, received } from '../core/validate.ts';
 import { OpossumCall, type OpossumCallContext, type OpossumRun } from './call.ts';
 
 export type { OpossumCallContext, OpossumRun } from './call.ts';
@@ -61,14 +61,20 @@ export interface OpossumBreaker {
 export type { CircuitState } from '../circuit-breaker/options.ts';
 
 /**
- * Why the adopted breaker changed state:
- * - `'opened'`: closed → open (failure percentage over the threshold, a failed health check, or `breaker.open()`);
+ * Why the adopted breaker changed state, in the words of Breakwater's own breaker
+ * (`StateChangeReason`), so one dashboard or log reads both:
+ * - `'failure-rate'`: closed → open (opossum's failure percentage over its threshold;
+ *   also a failed health check or `breaker.open()`, which opossum reports the same way);
  * - `'probe-failed'`: half-open → open;
- * - `'reset-timeout-elapsed'`: open → half-open after opossum's `resetTimeout`;
- * - `'closed'`: → closed (a successful probe, or `breaker.close()`);
- * - `'shutdown'`: → isolated, by `breaker.shutdown()` (permanent).
+ * - `'cooldown-elapsed'`: open → half-open after opossum's `resetTimeout`;
+ * - `'probes-succeeded'`: half-open → closed, a probe succeeded;
+ * - `'reset'`: open or closed → closed by `breaker.close()`;
+ * - `'isolated'`: → isolated, by `breaker.shutdown()` (permanent).
  */
-export type OpossumStateChangeReason = 'opened' | 'probe-failed' | 'reset-timeout-elapsed' | 'closed' | 'shutdown';
+export type OpossumStateChangeReason = Extract<
+  StateChangeReason,
+  'failure-rate' | 'probe-failed' | 'cooldown-elapsed' | 'probes-succeeded' | 'reset' | 'isolated'
+>;
 
 /** Payload of `onStateChange`. */
 export interface OpossumStateChangeEvent {
@@ -110,6 +116,13 @@ export interface FromOpossumOptions {
    * tell the same time as they do (default: the system clock).
    */
   readonly clock?: Clock;
+  /**
+   * Set it when the breaker's action is not {@link runWork} but one of your own
+   * that calls its first argument and returns its result (to add tracing, say).
+   * Without it, a breaker built around any other action is refused at once,
+   * before any of your code runs (default `false`).
+   */
+  readonly customAction?: boolean;
 }
 
 const OPOSSUM_ERROR_CODES = new Set(['EOPENBREAKER', 'ETIMEDOUT', 'ESEMLOCKED', 'ESHUTDOWN']);
@@ -231,21 +244,21 @@ export class OpossumPolicy extends PolicyBase {
         'open',
         () => {
           this.#openedAt = this.#clock.now();
-          this.#transition('open', this.#last === 'half-open' ? 'probe-failed' : 'opened');
+          this.#transition('open', this.#last === 'half-open' ? 'probe-failed' : 'failure-rate');
         },
       ],
-      ['halfOpen', () => this.#transition('half-open', 'reset-timeout-elapsed')],
+      ['halfOpen', () => this.#transition('half-open', 'cooldown-elapsed')],
       [
         'close',
         () => {
           this.#openedAt = undefined;
-          this.#transition('closed', 'closed');
+          this.#transition('closed', this.#last === 'half-open' ? 'probes-succeeded' : 'reset');
         },
       ],
       [
         'shutdown',
         () => {
-          this.#transition('isolated', 'shutdown');
+          this.#transition('isolated', 'isolated');
           // opossum removes every listener right after this event.
           for (const relay of this.#relays()) relay.forget();
         },
@@ -442,6 +455,11 @@ function hasOpossumFallback(breaker: object): boolean {
   return true;
 }
 
+/** `runWork` from this copy of Breakwater or from another one (an ESM and a CJS copy, say). */
+function isRunWork(action: Function): boolean { // eslint-disable-line @typescript-eslint/no-unsafe-function-type
+  return action === runWork || (action.name === 'runWork' && action.length === 2);
+}
+
 function actionContractError(breaker: OpossumBreaker): TypeError {
   return new TypeError(
     `fromOpossum: the action of the opossum breaker "${breaker.name}" resolved without calling the work it was given. ` +
@@ -497,7 +515,16 @@ export function fromOpossum(breaker: OpossumBreaker, options?: FromOpossumOption
       );
     }
   }
-  const checked = checkOptions<FromOpossumOptions>('fromOpossum', options, { clock: clockCheck });
+  const checked = checkOptions<FromOpossumOptions>('fromOpossum', options, { clock: clockCheck, customAction: bool });
+  const action = (breaker as { action?: unknown }).action;
+  if (typeof action === 'function' && !isRunWork(action) && checked.customAction !== true) {
+    const name = typeof action.name === 'string' && action.name !== '' ? ` (${action.name})` : '';
+    throw new TypeError(
+      `fromOpossum: the opossum breaker "${breaker.name}" was built around another action${name}, which would be called with ` +
+        "the adapter's arguments instead of its own. Build it with new CircuitBreaker(runWork, options) (runWork from " +
+        'breakwater/opossum); if your action calls its first argument and returns its result, pass { customAction: true }',
+    );
+  }
   const test = isOurError as (error: object) => unknown;
   return new OpossumPolicy(breaker, (error) => test.call(ctor, error) === true, checked);
 }
