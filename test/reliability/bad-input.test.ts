@@ -699,3 +699,17 @@ describe('options that pass construction never make a call throw later', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 });
+
+describe('options named as in opossum, cockatiel or p-retry say what to write instead', () => {
+  it.each([
+    [() => circuitBreaker({ errorThresholdPercentage: 50 } as never), /unknown option "errorThresholdPercentage" \(opossum's errorThresholdPercentage is failureRateThreshold, a share: 50 becomes 0\.5\)/],
+    [() => circuitBreaker({ resetTimeout: 30_000 } as never), /opossum's resetTimeout is halfOpenAfterMs/],
+    [() => circuitBreaker({ halfOpenAfter: 1_000 } as never), /cockatiel's halfOpenAfter is halfOpenAfterMs/],
+    [() => retry({ retries: 2 } as never), /p-retry's retries is maxAttempts minus one/],
+    [() => timeout({ milliseconds: 5 } as never), /p-timeout's milliseconds is ms/],
+    [() => bulkhead({ concurrency: 4 } as never), /p-limit's concurrency is maxConcurrent/],
+  ])('%#', (make, message) => {
+    expect(make).toThrow(message);
+    expect(make).toThrow(/; known options are /);
+  });
+});
