@@ -271,6 +271,11 @@ export function bulkhead(options: BulkheadOptions): BulkheadPolicy {
       clock: clockCheck,
     },
     ['maxConcurrent'],
+    {
+      limit: "cockatiel's bulkhead limit is maxConcurrent",
+      queue: "cockatiel's bulkhead queue is maxQueue",
+      concurrency: "p-limit's concurrency is maxConcurrent",
+    },
   );
   if (checked.queueTimeoutMs !== undefined && !(checked.maxQueue! > 0)) {
     throw new RangeError(

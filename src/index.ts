@@ -86,3 +86,4 @@ export {
   type RetryBudgetExhaustedEvent,
   type RetryBudgetOptions,
 } from './retry-budget.ts';
+export { keyed, KeyedPipeline, type KeyedEvent, type KeyedOptions } from './keyed.ts';

@@ -331,6 +331,12 @@ export function retry(options?: RetryOptions): RetryPolicy {
     ),
     clock: clockCheck,
     random: fn,
+  }, [], {
+    retries: "p-retry's retries is maxAttempts minus one: retries: 2 is maxAttempts: 3",
+    minTimeout: "p-retry's minTimeout is backoff: exponential({ initialMs })",
+    maxTimeout: "p-retry's maxTimeout is backoff: exponential({ maxMs })",
+    factor: "p-retry's factor is backoff: exponential({ factor })",
+    maxRetryTime: "p-retry's maxRetryTime is maxElapsedMs",
   });
   if (checked.maxAttempts === Infinity && checked.maxElapsedMs === undefined) {
     throw new RangeError(

@@ -333,6 +333,9 @@ export class TimeoutPolicy extends PolicyBase {
  * ```
  */
 export function timeout(options: TimeoutOptions): TimeoutPolicy {
-  const checked = checkOptions<TimeoutOptions>('timeout', options, { ms: duration(1), clock: clockCheck }, ['ms']);
+  const checked = checkOptions<TimeoutOptions>('timeout', options, { ms: duration(1), clock: clockCheck }, ['ms'], {
+    milliseconds: "p-timeout's milliseconds is ms",
+    timeout: 'the deadline is ms',
+  });
   return new TimeoutPolicy(checked as TimeoutOptions);
 }

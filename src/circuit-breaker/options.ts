@@ -290,6 +290,20 @@ function checkSnapshot(value: unknown): CircuitBreakerSnapshot {
   return s as CircuitBreakerSnapshot;
 }
 
+/** Option names of opossum and cockatiel, with what to write instead. */
+const FOREIGN = {
+  errorThresholdPercentage: "opossum's errorThresholdPercentage is failureRateThreshold, a share: 50 becomes 0.5",
+  resetTimeout: "opossum's resetTimeout is halfOpenAfterMs",
+  volumeThreshold: "opossum's volumeThreshold is minimumCalls (default 20, opossum's 0)",
+  rollingCountTimeout: "opossum's rollingCountTimeout is window: { kind: 'time', ms }",
+  rollingCountBuckets: "opossum's rollingCountBuckets is window: { kind: 'time', buckets }",
+  errorFilter: "opossum's errorFilter is handle, inverted: handle returns true for the errors that count as failures",
+  timeout: 'put a timeout({ ms }) inside the breaker instead',
+  capacity: 'put a bulkhead({ maxConcurrent }) around the breaker instead',
+  halfOpenAfter: "cockatiel's halfOpenAfter is halfOpenAfterMs",
+  breaker: "cockatiel's breaker is failureRateThreshold, minimumCalls and window",
+};
+
 /** Validates the options of `circuitBreaker` and fills in the defaults. @internal */
 export function checkCircuitBreakerOptions(options: CircuitBreakerOptions | undefined): Settings {
   const o = checkOptions<CircuitBreakerOptions>(OWNER, options, {
@@ -306,7 +320,7 @@ export function checkCircuitBreakerOptions(options: CircuitBreakerOptions | unde
     clock: clockCheck,
     random: fn,
     initialState: plainObject,
-  });
+  }, [], FOREIGN);
   const window = o.window === undefined ? CIRCUIT_BREAKER_DEFAULTS.window : checkWindow(o.window);
   const minimumCalls = o.minimumCalls ?? CIRCUIT_BREAKER_DEFAULTS.minimumCalls;
   if (window.kind === 'count' && minimumCalls > window.calls) {

@@ -132,52 +132,22 @@ export const satisfies =
     if (!predicate(value)) fail(kind, owner, key, rule, value);
   };
 
-/**
- * Option names of opossum, cockatiel, p-retry, p-timeout and p-limit that people
- * moving to Breakwater write out of habit, with what to write instead.
- */
-const FOREIGN_OPTIONS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
-  circuitBreaker: {
-    errorThresholdPercentage: "opossum's errorThresholdPercentage is failureRateThreshold, a share: 50 becomes 0.5",
-    resetTimeout: "opossum's resetTimeout is halfOpenAfterMs",
-    volumeThreshold: "opossum's volumeThreshold is minimumCalls (default 20, opossum's 0)",
-    rollingCountTimeout: "opossum's rollingCountTimeout is window: { kind: 'time', ms }",
-    rollingCountBuckets: "opossum's rollingCountBuckets is window: { kind: 'time', buckets }",
-    errorFilter: "opossum's errorFilter is handle, inverted: handle returns true for the errors that count as failures",
-    timeout: 'put a timeout({ ms }) inside the breaker instead',
-    capacity: 'put a bulkhead({ maxConcurrent }) around the breaker instead',
-    halfOpenAfter: "cockatiel's halfOpenAfter is halfOpenAfterMs",
-    breaker: "cockatiel's breaker is failureRateThreshold, minimumCalls and window",
-  },
-  retry: {
-    retries: "p-retry's retries is maxAttempts minus one: retries: 2 is maxAttempts: 3",
-    minTimeout: "p-retry's minTimeout is backoff: exponential({ initialMs })",
-    maxTimeout: "p-retry's maxTimeout is backoff: exponential({ maxMs })",
-    factor: "p-retry's factor is backoff: exponential({ factor })",
-    maxRetryTime: "p-retry's maxRetryTime is maxElapsedMs",
-  },
-  timeout: {
-    milliseconds: "p-timeout's milliseconds is ms",
-    timeout: 'the deadline is ms',
-  },
-  bulkhead: {
-    limit: "cockatiel's bulkhead limit is maxConcurrent",
-    queue: "cockatiel's bulkhead queue is maxQueue",
-    concurrency: "p-limit's concurrency is maxConcurrent",
-  },
-};
+const NO_HINTS: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
  * Checks an options object against `spec`: the object itself must be a plain
  * object (or undefined when `optional`), every own key must be known, and each
  * present (non-undefined) value must pass its check. `required` keys must be present.
  * Returns the options as a null-prototype copy, so prototype keys never leak in.
+ * `foreign` maps option names of other libraries (opossum, cockatiel, p-retry, …)
+ * to what to write instead, for the unknown-option error.
  */
 export function checkOptions<T extends object>(
   owner: string,
   options: unknown,
   spec: Record<string, Check>,
   required: readonly string[] = [],
+  foreign: Readonly<Record<string, string>> = NO_HINTS,
 ): Partial<T> {
   if (options === undefined && required.length === 0) return Object.create(null) as Partial<T>;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
@@ -188,8 +158,7 @@ export function checkOptions<T extends object>(
     if (typeof key === 'symbol' || !Object.prototype.hasOwnProperty.call(spec, key)) {
       const name = typeof key === 'symbol' ? key.toString() : key;
       const known = Object.keys(spec).join(', ');
-      const foreign = Object.hasOwn(FOREIGN_OPTIONS, owner) ? FOREIGN_OPTIONS[owner]! : undefined;
-      const hint = typeof key === 'string' && foreign !== undefined && Object.hasOwn(foreign, key) ? foreign[key] : undefined;
+      const hint = typeof key === 'string' && Object.hasOwn(foreign, key) ? foreign[key] : undefined;
       throw new TypeError(`${owner}: unknown option "${name}"${hint === undefined ? '' : ` (${hint})`}; known options are ${known}`);
     }
     const value = (options as Record<string, unknown>)[key];
