@@ -491,7 +491,7 @@ describe('retry: options', () => {
     expect(() => retry({ budget: {} as never })).toThrow(/option "budget" must be a RetryBudget/);
     expect(() => retry({ clock: {} as never })).toThrow(/option "clock" must be a Clock/);
     expect(() => retry({ random: 0.5 as never })).toThrow(/option "random" must be a function/);
-    expect(() => retry({ retries: 3 } as never)).toThrow(/unknown option "retries"; known options are maxAttempts, backoff/);
+    expect(() => retry({ retries: 3 } as never)).toThrow(/unknown option "retries" \(p-retry.s retries is maxAttempts minus one[^)]*\); known options are maxAttempts, backoff/);
     expect(() => retry('3' as never)).toThrow(/retry: options must be an object/);
   });
 
