@@ -87,3 +87,4 @@ export {
   type RetryBudgetOptions,
 } from './retry-budget.ts';
 export { keyed, KeyedPipeline, type KeyedEvent, type KeyedOptions } from './keyed.ts';
+export { hedge, HedgePolicy, type HedgeDelay, type HedgeEvent, type HedgeOptions, type HedgeWonEvent } from './hedge.ts';
