@@ -194,6 +194,32 @@ describe('sync-payment-call: background payment job', () => {
     worker.stop();
   });
 
+  it('a re-attempt the budget refuses makes no call: the job waits, and is paid once the window has room', async () => {
+    const { clock, provider, outbox, worker, budget } = setup(
+      scripted([
+        { latencyMs: 10, outcome: 'fail' },
+        { latencyMs: 10, outcome: 'fail' },
+      ], { latencyMs: 10, outcome: 'ok' }),
+      {
+        retryAfterMs: 0,
+        retryDelayMs: () => 1_000,
+        budget: (clock) => retryBudget({ clock, ratio: 0, minPerSecond: 0.1 }), // one re-attempt per 10 s window
+      },
+    );
+    outbox.add('o1', 1_000, clock.now());
+    outbox.add('o2', 1_000, clock.now());
+    worker.notify();
+    await clock.advance(5_000);
+    expect(outbox.counts().paid).toBe(1); // one re-attempt granted, the other put off (no call)
+    expect(worker.stats.budgetDeferrals).toBeGreaterThanOrEqual(1);
+    expect(provider.stats.requests).toBe(3);
+    await clock.advance(30_000);
+    expect(outbox.counts().paid).toBe(2);
+    expect(provider.stats.requests).toBe(4); // two first attempts and two re-attempts, nothing more
+    expect(budget!.retriesInWindow).toBeLessThanOrEqual(1);
+    worker.stop();
+  });
+
   it('holds no timer while idle and answers whenSettled at once when nothing is pending', async () => {
     const { clock, worker } = setup(() => ({ latencyMs: 1, outcome: 'ok' }));
     await worker.whenSettled();

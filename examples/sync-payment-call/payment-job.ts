@@ -143,12 +143,6 @@ export class PaymentOutbox {
     this.#waiting.add(job);
   }
 
-  /** Moves a pending job's next attempt to `atMs`. */
-  postpone(job: PaymentJob, atMs: number): void {
-    if (job.state !== 'pending') throw new Error(`payment job ${job.orderId} postponed while ${job.state}`);
-    job.nextAttemptAtMs = atMs;
-  }
-
   /** Makes every pending job that matches `filter` due at `nowMs` (if it was due later); returns how many. */
   expedite(filter: (job: PaymentJob) => boolean, nowMs: number): number {
     let n = 0;
