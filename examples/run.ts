@@ -11,7 +11,7 @@ const DEMOS: Readonly<Record<string, { readonly about: string; readonly load: ()
     load: () => import('./auth-cascade/demo.ts'),
   },
   'sync-payment-call': {
-    about: 'checkout waits on a 2.8 s external payment API (before) vs a background job behind a bulkhead and timeout (after)',
+    about: 'checkout waits on a 2.8 s external payment API (before) vs a background job behind a bulkhead, breaker and timeout (after)',
     load: () => import('./sync-payment-call/demo.ts'),
   },
 };

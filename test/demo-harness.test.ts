@@ -114,6 +114,31 @@ describe('demo harness (memory transport)', () => {
     expect(share(1500, 2000)).toBe(0);
   });
 
+  it('an error fault with retryAfterMs answers Retry-After in whole seconds, rounded up', async () => {
+    const clock = new FakeClock();
+    const d = await deploy(topology(), {
+      transport: 'memory',
+      clock,
+      faults: [
+        { service: 'back', fromMs: 0, toMs: 1_000, fault: { kind: 'error', status: 503, retryAfterMs: 1_500 } },
+        { service: 'front', fromMs: 0, toMs: 1_000, fault: { kind: 'error', status: 503 } },
+      ],
+    });
+    const back = await drive(clock, d.call('back', { method: 'GET', path: '/' }));
+    const front = await drive(clock, d.call('front', { method: 'GET', path: '/local' }));
+    await d.close();
+    expect(back).toMatchObject({ status: 503, headers: { 'retry-after': '2' } });
+    expect(front.status).toBe(503);
+    expect(front.headers?.['retry-after']).toBeUndefined();
+    await expect(
+      deploy(topology(), {
+        transport: 'memory',
+        clock,
+        faults: [{ service: 'back', fromMs: 0, toMs: 1, fault: { kind: 'error', retryAfterMs: -1 } }],
+      }),
+    ).rejects.toThrow(/retryAfterMs/);
+  });
+
   it('client timeouts abort the request and are recorded with status 0', async () => {
     const clock = new FakeClock();
     const d = await deploy(topology(), {

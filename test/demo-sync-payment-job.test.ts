@@ -3,7 +3,7 @@
  * fake external API, the outbox and the worker, under a FakeClock.
  */
 import { describe, expect, it } from 'vitest';
-import { pipeline, timeout } from '../src/index.ts';
+import { circuitBreaker, type Policy, pipeline, type RetryBudget, retryBudget, timeout } from '../src/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import {
   type ChargeRequest,
@@ -11,7 +11,14 @@ import {
   type ProviderBehaviour,
   type ProviderPlan,
 } from '../examples/sync-payment-call/external-api.ts';
-import { ChargeFailedError, PaymentOutbox, PaymentWorker, type PaymentJob } from '../examples/sync-payment-call/payment-job.ts';
+import {
+  ChargeFailedError,
+  parseRetryAfter,
+  PaymentOutbox,
+  PaymentWorker,
+  type PaymentJob,
+  RetryDeferredError,
+} from '../examples/sync-payment-call/payment-job.ts';
 
 function inMemorySend(provider: FakePaymentProvider) {
   return async (request: ChargeRequest, signal: AbortSignal) => {
@@ -20,7 +27,7 @@ function inMemorySend(provider: FakePaymentProvider) {
       signal.addEventListener('abort', () => reject(signal.reason), { once: true });
       provider.charge(request).then(resolve);
     });
-    if (reply.status !== 200) throw new ChargeFailedError(reply.status, (reply.body as { error: string }).error);
+    if (reply.status !== 200) throw new ChargeFailedError(reply.status, (reply.body as { error: string }).error, reply.retryAfterMs);
     return reply.body as Extract<typeof reply.body, { chargeId: string }>;
   };
 }
@@ -29,21 +36,38 @@ function scripted(plans: readonly ProviderPlan[], after: ProviderPlan = { latenc
   return (index) => plans[index] ?? after;
 }
 
-function setup(behaviour: ProviderBehaviour, keyFor?: (job: PaymentJob, attempt: number) => string) {
+interface SetupOptions {
+  readonly keyFor?: (job: PaymentJob, attempt: number) => string;
+  /** The provider's Retry-After on its 503s (default: the provider's own). */
+  readonly retryAfterMs?: number;
+  /** The guard's layers in front of a 5 s timeout (default none). */
+  readonly front?: (clock: FakeClock) => Policy<unknown>[];
+  readonly budget?: (clock: FakeClock) => RetryBudget;
+  readonly maxDispatched?: number;
+  readonly retryDelayMs?: (setbacks: number) => number;
+}
+
+function setup(behaviour: ProviderBehaviour, options: SetupOptions = {}) {
   const clock = new FakeClock();
-  const provider = new FakePaymentProvider({ clock, behaviour });
+  const provider = new FakePaymentProvider({
+    clock,
+    behaviour,
+    ...(options.retryAfterMs !== undefined ? { retryAfterMs: options.retryAfterMs } : {}),
+  });
   const outbox = new PaymentOutbox();
+  const budget = options.budget?.(clock);
   const worker = new PaymentWorker({
     outbox,
     clock,
     sendCharge: inMemorySend(provider),
-    guard: pipeline(timeout({ ms: 5_000, clock })),
-    maxDispatched: 8,
-    retryDelayMs: (setbacks) => Math.min(10_000, 500 * 2 ** (setbacks - 1)),
-    ...(keyFor ? { keyFor } : {}),
+    guard: pipeline(...(options.front?.(clock) ?? []), timeout({ ms: 5_000, clock })),
+    maxDispatched: options.maxDispatched ?? 8,
+    retryDelayMs: options.retryDelayMs ?? ((setbacks) => Math.min(10_000, 500 * 2 ** (setbacks - 1))),
+    ...(budget ? { budget } : {}),
+    ...(options.keyFor ? { keyFor: options.keyFor } : {}),
   });
   worker.start();
-  return { clock, provider, outbox, worker };
+  return { clock, provider, outbox, worker, budget };
 }
 
 describe('sync-payment-call: fake external payment API', () => {
@@ -112,7 +136,7 @@ describe('sync-payment-call: background payment job', () => {
   it('a fresh key per attempt would charge twice: the duplicate counter can fail', async () => {
     const { clock, provider, outbox, worker } = setup(
       scripted([{ latencyMs: 2_800, outcome: 'lost-response' }]),
-      (job, attempt) => `${job.idempotencyKey}_${attempt}`,
+      { keyFor: (job, attempt) => `${job.idempotencyKey}_${attempt}` },
     );
     outbox.add('o1', 1_000, clock.now());
     worker.notify();
@@ -120,6 +144,80 @@ describe('sync-payment-call: background payment job', () => {
     expect(outbox.counts().paid).toBe(1);
     expect(provider.chargesFor('o1')).toBe(2);
     expect(provider.stats.duplicateCharges).toBe(1);
+  });
+
+  it("waits for the API's Retry-After before trying a job again, when it is longer than the backoff", async () => {
+    const arrivals: number[] = [];
+    const behaviour: ProviderBehaviour = (index, nowMs) => {
+      arrivals.push(nowMs);
+      return { latencyMs: 10, outcome: index === 0 ? 'fail' : 'ok' };
+    };
+    const { clock, outbox, worker } = setup(behaviour, { retryAfterMs: 3_000, maxDispatched: 1, retryDelayMs: () => 500 });
+    outbox.add('o1', 1_000, clock.now());
+    worker.notify();
+    await clock.advance(10_000);
+    expect(outbox.counts().paid).toBe(1);
+    expect(arrivals).toEqual([0, 3_010]); // failed at 10 ms, asked to come back 3 s later (not 500 ms)
+    expect(parseRetryAfter('2')).toBe(2_000);
+    expect(parseRetryAfter(' 0 ')).toBe(0);
+    expect(parseRetryAfter('soon')).toBeUndefined();
+    expect(parseRetryAfter(undefined)).toBeUndefined();
+    expect(parseRetryAfter(new Date(Date.now() + 60_000).toUTCString())).toBeGreaterThan(55_000);
+  });
+
+  it('spends the retry budget only on calls that reach the API, not on breaker rejections', async () => {
+    let breaker: ReturnType<typeof circuitBreaker> | undefined;
+    const { clock, provider, outbox, worker, budget } = setup(
+      scripted([{ latencyMs: 10, outcome: 'fail' }], { latencyMs: 10, outcome: 'ok' }),
+      {
+        retryAfterMs: 0,
+        maxDispatched: 1,
+        retryDelayMs: () => 100,
+        // Opens on the first failure, for 2 s; the job's dispatches meanwhile are turned away.
+        front: (clock) => [
+          (breaker = circuitBreaker({ clock, minimumCalls: 1, halfOpenAfterMs: 2_000, handle: (e) => !(e instanceof RetryDeferredError) })),
+        ],
+        budget: (clock) => retryBudget({ clock, ratio: 0, minPerSecond: 0.1 }), // one re-attempt per 10 s window
+      },
+    );
+    outbox.add('o1', 1_000, clock.now());
+    worker.notify();
+    await clock.advance(200); // the first call failed, the breaker opened, the next dispatch was turned away
+    expect(breaker!.state).toBe('open');
+    expect(worker.stats.rejections).toBeGreaterThanOrEqual(1);
+    expect(budget!.retriesInWindow).toBe(0);
+    await clock.advance(3_000); // the probe is the job's one re-attempt, and the budget still has it
+    expect(outbox.counts().paid).toBe(1);
+    expect(provider.stats.requests).toBe(2);
+    expect(budget!.retriesInWindow).toBe(1);
+    expect(worker.stats.budgetDeferrals).toBe(0);
+    worker.stop();
+  });
+
+  it('a re-attempt the budget refuses makes no call: the job waits, and is paid once the window has room', async () => {
+    const { clock, provider, outbox, worker, budget } = setup(
+      scripted([
+        { latencyMs: 10, outcome: 'fail' },
+        { latencyMs: 10, outcome: 'fail' },
+      ], { latencyMs: 10, outcome: 'ok' }),
+      {
+        retryAfterMs: 0,
+        retryDelayMs: () => 1_000,
+        budget: (clock) => retryBudget({ clock, ratio: 0, minPerSecond: 0.1 }), // one re-attempt per 10 s window
+      },
+    );
+    outbox.add('o1', 1_000, clock.now());
+    outbox.add('o2', 1_000, clock.now());
+    worker.notify();
+    await clock.advance(5_000);
+    expect(outbox.counts().paid).toBe(1); // one re-attempt granted, the other put off (no call)
+    expect(worker.stats.budgetDeferrals).toBeGreaterThanOrEqual(1);
+    expect(provider.stats.requests).toBe(3);
+    await clock.advance(30_000);
+    expect(outbox.counts().paid).toBe(2);
+    expect(provider.stats.requests).toBe(4); // two first attempts and two re-attempts, nothing more
+    expect(budget!.retriesInWindow).toBeLessThanOrEqual(1);
+    worker.stop();
   });
 
   it('holds no timer while idle and answers whenSettled at once when nothing is pending', async () => {

@@ -9,6 +9,10 @@
  * - checkout's p95 stays under its bound and every checkout is answered;
  * - every accepted checkout is paid exactly once;
  * - none is lost: nothing pending at the end, no charge without an order.
+ * With the recommended setup (breaker on, the API's Retry-After honoured), an
+ * outage of the external API (503 with or without Retry-After, any start, length
+ * and rate) gets at most 1.5x the offered rate in any second, and the backlog
+ * still drains with nothing lost or paid twice.
  * Without the fix, the same kind of schedule drags checkout's p95 up to the
  * external API's latency: the demo reproduces the incident, it does not assume it.
  */
@@ -18,7 +22,8 @@ import { FakeClock, seededRandom } from '../src/testing/index.ts';
 import type { FaultWindow } from '../examples/harness/index.ts';
 import type { ProviderOutcome, ProviderPlan } from '../examples/sync-payment-call/external-api.ts';
 import type { PaymentJob } from '../examples/sync-payment-call/payment-job.ts';
-import { runPhase } from '../examples/sync-payment-call/scenario.ts';
+import { peakPerSecond, runPhase } from '../examples/sync-payment-call/scenario.ts';
+import { OUTAGE_LOAD_BOUND } from '../examples/sync-payment-call/demo.ts';
 
 /** The bound on checkout's p95 with the fix, in ms (the seed's "after" was 150 ms). */
 const CHECKOUT_P95_BOUND_MS = 200;
@@ -90,6 +95,69 @@ describe('sync-payment-call, property: with the background job', () => {
       }),
       { numRuns: 25, seed: 20_251_127 },
     );
+  });
+});
+
+const outageArb = fc.record({
+  ratePerSecond: fc.integer({ min: 4, max: 12 }),
+  durationMs: fc.integer({ min: 2_000, max: 10_000 }),
+  /** When the outage starts, as a share of the load's duration, and how long it lasts (it may outlast the load). */
+  startShare: fc.double({ min: 0, max: 0.9, noNaN: true }),
+  lengthMs: fc.integer({ min: 500, max: 8_000 }),
+  /** The API's Retry-After on its 503s, if it sends one. */
+  retryAfterMs: fc.option(fc.integer({ min: 0, max: 3_000 }), { nil: undefined }),
+  /** The API's latency when it works, and the share of charges whose answer it loses. */
+  latencyMs: fc.integer({ min: 1, max: 4_000 }),
+  lostShare: fc.double({ min: 0, max: 0.05, noNaN: true }),
+  seed: fc.integer(),
+});
+
+describe('sync-payment-call, property: the job does not multiply the load on a failing API', () => {
+  it(`peak requests/s during an outage <= ${OUTAGE_LOAD_BOUND}x the offered rate, and the backlog still drains, none lost`, async () => {
+    await fc.assert(
+      fc.asyncProperty(outageArb, async (o) => {
+        const fromMs = Math.round(o.startShare * o.durationMs);
+        const toMs = fromMs + o.lengthMs;
+        const error = { kind: 'error' as const, status: 503, ...(o.retryAfterMs !== undefined ? { retryAfterMs: o.retryAfterMs } : {}) };
+        const result = await runPhase({
+          mode: 'after',
+          transport: 'memory',
+          clock: new FakeClock(),
+          random: seededRandom(o.seed),
+          durationMs: o.durationMs,
+          ratePerSecond: o.ratePerSecond,
+          faults: [{ service: 'payment-provider', fromMs, toMs, fault: error }],
+          providerBehaviour: (random) => () => ({
+            latencyMs: o.latencyMs * (0.9 + 0.2 * random()),
+            outcome: random() < o.lostShare ? 'lost-response' : 'ok',
+          }),
+          drainTimeoutMs: 30 * 60_000,
+        });
+        expect(peakPerSecond(result, 'payment-provider', fromMs, toMs)).toBeLessThanOrEqual(OUTAGE_LOAD_BOUND * o.ratePerSecond);
+        expect(Number.isNaN(result.drainMs)).toBe(false);
+        expect(result.paidOnce).toBe(result.accepted);
+        expect(result.duplicatePayments).toBe(0);
+        expect(result.pendingAtEnd).toBe(0);
+        expect(result.chargedButFailed).toBe(0);
+      }),
+      { numRuns: Number(process.env.OUTAGE_RUNS ?? 30) },
+    );
+  });
+
+  it('the bound can fail: without the breaker, the retries of the backlog go over it', async () => {
+    const result = await runPhase({
+      mode: 'after',
+      transport: 'memory',
+      clock: new FakeClock(),
+      random: seededRandom(7),
+      durationMs: 8_000,
+      ratePerSecond: 10,
+      faults: [{ service: 'payment-provider', fromMs: 3_000, toMs: 6_000, fault: { kind: 'error', status: 503 } }],
+      job: { breaker: false },
+      drainTimeoutMs: 30 * 60_000,
+    });
+    expect(peakPerSecond(result, 'payment-provider', 3_000, 6_000)).toBeGreaterThan(OUTAGE_LOAD_BOUND * 10);
+    expect(result.paidOnce).toBe(result.accepted);
   });
 });
 

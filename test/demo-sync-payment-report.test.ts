@@ -19,7 +19,7 @@ describe('sync-payment-call demo report', () => {
       const dir = await run({ argv: ['--memory', '--seconds', '10', '--rate', '6'], resultsRoot: root, log: (l) => lines.push(l) });
       const out = lines.join('\n');
       expect(out).toMatch(/time scale: 1 demo second = 1 seed second/);
-      for (const row of ['checkout p50', 'checkout p95', 'checkout p99', 'accepted orders', 'paid exactly once', 'duplicate payments', 'pending at end']) {
+      for (const row of ['checkout p50', 'checkout p95', 'checkout p99', 'accepted orders', 'paid exactly once', 'duplicate payments', 'pending at end', 'peak req/s to API during outage']) {
         expect(out).toContain(row);
       }
       // The culprit of the slow (before) checkout is the external call, found from the spans.
@@ -33,6 +33,11 @@ describe('sync-payment-call demo report', () => {
       expect(series.after.duplicatePayments).toBe(0);
       expect(series.after.pendingAtEnd).toBe(0);
       expect(series.after.paidOnce).toBe(series.after.accepted);
+      // The job kept the failing API within the bound the demo states (here 1.5 x 6/s).
+      expect(series.outageLoadBound).toEqual({ timesOfferedRate: 1.5, rps: 9 });
+      expect(series.after.outagePeakRps).toBeGreaterThan(0);
+      expect(series.after.outagePeakRps).toBeLessThanOrEqual(series.outageLoadBound.rps);
+      expect(out).toMatch(/peak req\/s to API during outage +\d+ \([\d.]+x offered\) +\d+ \([\d.]+x offered\)/);
       expect(series.before.latenciesMs).toHaveLength(60);
       expect(series.after.series.p95Ms.length).toBeGreaterThan(5);
       const slowest = series.traces.before.reduce((a: { selfMs: number }, b: { selfMs: number }) => (b.selfMs > a.selfMs ? b : a));
@@ -41,7 +46,7 @@ describe('sync-payment-call demo report', () => {
 
       const svg = await readFile(join(dir, 'chart.svg'), 'utf8');
       expect(svg.startsWith('<svg') || svg.startsWith('<?xml')).toBe(true);
-      for (const name of ['checkout p95 latency, by start time', 'before (sync call)', 'after (background job)', 'unpaid backlog (after)']) {
+      for (const name of ['checkout p95 latency, by start time', 'before (sync call)', 'after (background job)', 'unpaid backlog (after)', '1.5x offered']) {
         expect(svg).toContain(name);
       }
       expect((svg.match(/<(path|polyline)\b/g) ?? []).length).toBeGreaterThanOrEqual(8);

@@ -5,12 +5,12 @@
  * query of docs/grafana/breakwater.json is evaluated through the HTTP query API.
  *
  * Prometheus scrapes on the wall clock, so this test uses real time (loopback
- * only, a 1 s scrape interval, deadlines instead of sleeps). CI installs Debian's
- * prometheus package; a missing binary fails the test unless
- * BREAKWATER_SKIP_PROMETHEUS=1 is set on purpose.
+ * only, a 1 s scrape interval, deadlines instead of sleeps). test/prometheus-setup.ts
+ * finds prometheus (or installs Debian's package); where it cannot be had, this suite
+ * is skipped with one line saying why, and under CI the run fails instead.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,10 +30,11 @@ import {
   type Pipeline,
 } from '../src/index.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
+import { prometheusTools } from './prometheus-tools.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const skip = process.env.BREAKWATER_SKIP_PROMETHEUS === '1';
-const PROMETHEUS = process.env.PROMETHEUS ?? '/usr/bin/prometheus';
+const PROMETHEUS = prometheusTools().prometheus;
+const skip = PROMETHEUS === undefined;
 const ALERTS = join(root, 'docs/prometheus/alerts.yml');
 const DASHBOARD = join(root, 'docs/grafana/breakwater.json');
 
@@ -127,12 +128,6 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   }
 
   beforeAll(async () => {
-    if (!existsSync(PROMETHEUS)) {
-      throw new Error(
-        `prometheus not found at ${PROMETHEUS}: install Debian's prometheus package (apt-get install prometheus), ` +
-          'set PROMETHEUS to its path, or set BREAKWATER_SKIP_PROMETHEUS=1 to skip this test on purpose',
-      );
-    }
     const deadline = Date.now() + 25_000;
 
     // The service: pipelines built so that every alert condition holds.
@@ -218,7 +213,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       base = `http://127.0.0.1:${port}`;
       log = '';
       const child = spawn(
-        PROMETHEUS,
+        PROMETHEUS!,
         [
           `--config.file=${config}`,
           `--storage.tsdb.path=${join(dir, `data-${attempt}`)}`,

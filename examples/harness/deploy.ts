@@ -127,6 +127,11 @@ function sleepOn(clock: Clock, ms: number, signals: (AbortSignal | undefined)[])
   });
 }
 
+/** `Retry-After` in whole seconds (HTTP's unit), rounded up so a client never comes back early. */
+export function retryAfterHeader(ms: number): Record<string, string> {
+  return { 'retry-after': String(Math.ceil(ms / 1000)) };
+}
+
 function json(status: number, body: unknown, headers?: Record<string, string>): HttpResponse {
   return headers === undefined ? { status, body } : { status, body, headers };
 }
@@ -173,7 +178,10 @@ class ServiceHost {
     const now = runtime.elapsedMs();
     this.arrivals.push(now);
     const fault = runtime.faults.decide(this.name, request.path, now);
-    if (fault.kind === 'error') return json(fault.status, { error: 'injected fault' } satisfies HarnessErrorBody);
+    if (fault.kind === 'error') {
+      const body = { error: 'injected fault' } satisfies HarnessErrorBody;
+      return fault.retryAfterMs === undefined ? json(fault.status, body) : json(fault.status, body, retryAfterHeader(fault.retryAfterMs));
+    }
     if (fault.kind === 'hang') await sleepOn(runtime.clock, fault.releaseAtMs - now, [signal]);
     else if (fault.kind === 'latency') await sleepOn(runtime.clock, fault.addMs, [signal]);
     const pool = this.#pool;

@@ -8,7 +8,7 @@ import type { Fault, FaultWindow } from './types.ts';
 /** What the harness does with one arriving request. */
 export type FaultDecision =
   | { readonly kind: 'none' }
-  | { readonly kind: 'error'; readonly status: number }
+  | { readonly kind: 'error'; readonly status: number; readonly retryAfterMs?: number }
   | { readonly kind: 'hang'; readonly releaseAtMs: number }
   | { readonly kind: 'latency'; readonly addMs: number };
 
@@ -27,6 +27,10 @@ function checked(window: FaultWindow): FaultWindow {
   const kind = (fault as Fault | undefined)?.kind;
   if (kind !== 'error' && kind !== 'hang' && kind !== 'latency') {
     throw new TypeError(`fault on ${window.service}: fault.kind must be "error", "hang" or "latency"; received ${String(kind)}`);
+  }
+  const retryAfterMs = fault.kind === 'error' ? fault.retryAfterMs : undefined;
+  if (retryAfterMs !== undefined && !(Number.isFinite(retryAfterMs) && retryAfterMs >= 0)) {
+    throw new RangeError(`fault on ${window.service}: "retryAfterMs" must be a finite number >= 0; received ${retryAfterMs}`);
   }
   return Object.freeze({ ...window, fault: Object.freeze({ ...fault }) });
 }
@@ -80,7 +84,11 @@ export class FaultPlan {
       if (fault.kind === 'latency') return { kind: 'latency', addMs: fault.addMs * intensity };
       const share = intensity * (fault.probability ?? 1);
       if (share < 1 && this.#random() >= share) continue;
-      if (fault.kind === 'error') return { kind: 'error', status: fault.status ?? 503 };
+      if (fault.kind === 'error') {
+        return fault.retryAfterMs === undefined
+          ? { kind: 'error', status: fault.status ?? 503 }
+          : { kind: 'error', status: fault.status ?? 503, retryAfterMs: fault.retryAfterMs };
+      }
       return { kind: 'hang', releaseAtMs: faultEndMs(window) };
     }
     return NONE;

@@ -17,7 +17,7 @@ export type {
   ServiceSpec,
 } from './types.ts';
 export { type FaultDecision, faultEndMs, faultIntensity, FaultPlan } from './faults.ts';
-export { deploy, type DeployOptions, type Deployment, type HarnessErrorBody } from './deploy.ts';
+export { deploy, type DeployOptions, type Deployment, type HarnessErrorBody, retryAfterHeader } from './deploy.ts';
 export { drive, type LoadOptions, type LoadResult, type OfferedRequest, runLoad } from './load.ts';
 export {
   amplification,

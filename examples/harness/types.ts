@@ -90,8 +90,11 @@ export interface ServiceSpec {
 
 /** A fault the harness injects in front of a service's handler. */
 export type Fault =
-  /** Answer `status` (default 503) at once, without running the handler. With `probability` < 1 only that share of requests fails. */
-  | { readonly kind: 'error'; readonly status?: number; readonly probability?: number }
+  /**
+   * Answer `status` (default 503) at once, without running the handler. With `probability` < 1 only that share of requests fails.
+   * With `retryAfterMs`, the answer carries `Retry-After` (in whole seconds, rounded up), as a service that knows it is down says.
+   */
+  | { readonly kind: 'error'; readonly status?: number; readonly probability?: number; readonly retryAfterMs?: number }
   /** Never answer while the fault lasts; held requests are handled when it ends (or dropped when their caller aborts). */
   | { readonly kind: 'hang'; readonly probability?: number }
   /** Add `addMs` of latency before the handler runs. */

@@ -8,14 +8,16 @@
  * - before: payment calls the API while checkout waits (the incident);
  * - after: payment writes the order to an outbox and answers "payment
  *   pending"; a background job charges it through bulkhead + breaker + timeout,
- *   retrying with the order's idempotency key.
+ *   retrying with the order's idempotency key, never sooner than the API's
+ *   `Retry-After`.
  *
  * Prints the before/after table, the trace of one slow checkout (from the
  * spans the services recorded), and writes chart.svg + series.json.
  *
  * Options (after the demo's name): `--seconds N` load per run (default 12),
- * `--rate N` checkouts per second (default 10), `--breaker` to put a circuit
- * breaker in the background job's pipeline too, `--memory` to run the same
+ * `--rate N` checkouts per second (default 10), `--no-breaker` to take the
+ * circuit breaker out of the background job's pipeline (to see the load it
+ * saves the failing API), `--memory` to run the same
  * services on the in-memory transport in virtual time (what the tests do; no
  * /metrics, finishes in about a second).
  */
@@ -35,7 +37,7 @@ import {
 } from '../harness/index.ts';
 import { FakeClock, seededRandom } from '../../src/testing/index.ts';
 import type { ProviderBehaviour } from './external-api.ts';
-import { type PhaseResult, runPhase, traceAtPercentile } from './scenario.ts';
+import { peakPerSecond, type PhaseResult, runPhase, traceAtPercentile } from './scenario.ts';
 import { DEFAULT_JOB_SETTINGS, DEFAULT_LATENCIES, type PaymentJobSettings } from './services.ts';
 import { culprit, renderTrace, type SpanRecord, traceRows } from './tracing.ts';
 
@@ -53,8 +55,11 @@ const PROVIDER = Object.freeze({
   slowExtraMs: 5_000,
 });
 
-/** The injected outage: the external API answers 503 for 2 s, 6 s into each run. */
-const OUTAGE = Object.freeze({ fromMs: 6_000, toMs: 8_000 });
+/** The injected outage: the external API answers 503 for 2 s, 6 s into each run, asking callers to come back in 1 s. */
+const OUTAGE = Object.freeze({ fromMs: 6_000, toMs: 8_000, retryAfterMs: 1_000 });
+
+/** The bound the recommended setup keeps: requests per second to the failing API, at most this times the offered rate. */
+export const OUTAGE_LOAD_BOUND = 1.5;
 
 function providerBehaviour(random: () => number): ProviderBehaviour {
   return () => {
@@ -79,10 +84,15 @@ export async function run(options: DemoOptions): Promise<string> {
   const log = options.log ?? ((line: string) => console.log(line));
   const seconds = option(options.argv, '--seconds', 12);
   const rate = option(options.argv, '--rate', 10);
-  const job = { ...DEFAULT_JOB_SETTINGS, breaker: options.argv.includes('--breaker') };
+  const job = { ...DEFAULT_JOB_SETTINGS, breaker: !options.argv.includes('--no-breaker') };
   const memory = options.argv.includes('--memory');
   const faults: FaultWindow[] = [
-    { service: 'payment-provider', fromMs: OUTAGE.fromMs * TIME_SCALE, toMs: OUTAGE.toMs * TIME_SCALE, fault: { kind: 'error', status: 503 } },
+    {
+      service: 'payment-provider',
+      fromMs: OUTAGE.fromMs * TIME_SCALE,
+      toMs: OUTAGE.toMs * TIME_SCALE,
+      fault: { kind: 'error', status: 503, retryAfterMs: OUTAGE.retryAfterMs * TIME_SCALE },
+    },
   ];
 
   log(
@@ -93,14 +103,20 @@ export async function run(options: DemoOptions): Promise<string> {
   log('topology: checkout -> cart, (pricing | inventory | shipping), fraud, payment -> payment-provider (external)');
   log(
     `external API: ${pct(PROVIDER.lostResponseShare)} of charges lose their answer (502 after charging), ` +
-      `${pct(PROVIDER.slowShare)} take ${PROVIDER.slowExtraMs} ms longer; outage (503) from ${OUTAGE.fromMs / 1000} s to ${OUTAGE.toMs / 1000} s of each run`,
+      `${pct(PROVIDER.slowShare)} take ${PROVIDER.slowExtraMs} ms longer; outage (503, Retry-After: ${OUTAGE.retryAfterMs / 1000}) ` +
+      `from ${OUTAGE.fromMs / 1000} s to ${OUTAGE.toMs / 1000} s of each run`,
   );
   log(`load: ${rate} checkouts/s for ${seconds} s per run; customers give up after 10 s`);
   log(
     `after: outbox + background job; pipeline 'payment-provider' = bulkhead(${job.maxConcurrent} running, ` +
-      `${job.maxQueue} queued)${job.breaker ? ' -> circuitBreaker' : ''} -> timeout(${job.timeoutMs} ms); ` +
-      `a failed job goes again with the same idempotency key after exponential(${job.retryInitialMs}..${job.retryMaxMs} ms) backoff, ` +
-      `re-attempts capped by retryBudget(ratio ${job.retryBudgetRatio}, ${job.retryBudgetMinPerSecond}/s)`,
+      `${job.maxQueue} queued)` +
+      (job.breaker
+        ? ` -> circuitBreaker(opens at ${pct(job.breakerFailureRatio)} of the last ${job.breakerWindowCalls} calls, ` +
+          `one probe after ${job.breakerHalfOpenAfterMs} ms)`
+        : ' (no breaker: --no-breaker)') +
+      ` -> timeout(${job.timeoutMs} ms); ` +
+      `a failed job goes again with the same idempotency key after exponential(${job.retryInitialMs}..${job.retryMaxMs} ms) backoff ` +
+      `or the API's Retry-After, whichever is later; re-attempts capped by retryBudget(ratio ${job.retryBudgetRatio}, ${job.retryBudgetMinPerSecond}/s)`,
   );
 
   const common = {
@@ -148,7 +164,7 @@ export async function run(options: DemoOptions): Promise<string> {
   log(`  done: ${after.checkout.requests} checkouts, p95 ${ms(after.checkout.p95Ms)}; all paid ${ms(after.drainMs)} after the load stopped`);
 
   log('\nBefore / after (latency of every offered checkout, from the load generator):\n');
-  log(formatTable(TABLE_COLUMNS, tableRows(before, after)));
+  log(formatTable(TABLE_COLUMNS, tableRows(before, after, rate)));
 
   const slowBefore = traceAtPercentile(before, 95);
   const slowAfter = traceAtPercentile(after, 95);
@@ -185,7 +201,12 @@ const TABLE_COLUMNS = [
   { key: 'after', title: 'after (background job)' },
 ] as const;
 
-function tableRows(before: PhaseResult, after: PhaseResult): Record<string, Cell>[] {
+/** Requests per second the external API got at worst during the outage (sliding 1 s window). */
+export function outagePeak(result: PhaseResult): number {
+  return peakPerSecond(result, 'payment-provider', OUTAGE.fromMs * TIME_SCALE, OUTAGE.toMs * TIME_SCALE) / TIME_SCALE;
+}
+
+function tableRows(before: PhaseResult, after: PhaseResult, rate: number): Record<string, Cell>[] {
   const row = (metric: string, f: (r: PhaseResult) => Cell): Record<string, Cell> => ({ metric, before: f(before), after: f(after) });
   const count = (n: number): string => n.toLocaleString('en-US');
   return [
@@ -202,6 +223,7 @@ function tableRows(before: PhaseResult, after: PhaseResult): Record<string, Cell
     row('pending at end (outbox)', (r) => (r.mode === 'after' ? count(r.pendingAtEnd) : '-')),
     row('charged, but checkout failed', (r) => count(r.chargedButFailed)),
     row('requests reaching external API', (r) => count(r.arrivals['payment-provider']?.length ?? 0)),
+    row('peak req/s to API during outage', (r) => `${outagePeak(r)} (${(outagePeak(r) / rate).toFixed(1)}x offered)`),
     row('retries deduped by key', (r) => count(r.provider.duplicatesPrevented)),
     row('job attempts: timeout/failed', (r) => (r.worker ? `${r.worker.timeouts} / ${r.worker.failures}` : '-')),
     row('job rejections (breaker/bulkhead)', (r) => (r.worker ? count(r.worker.rejections) : '-')),
@@ -259,6 +281,8 @@ function seriesOf(
     loadFromMs: r.loadFromMs,
     loadToMs: r.loadToMs,
     drainMs: Number.isNaN(r.drainMs) ? null : r.drainMs,
+    /** Most requests the external API got in one second of the outage. */
+    outagePeakRps: outagePeak(r),
     latenciesMs: r.records.map((x) => Math.round(x.latencyMs * 10) / 10),
   });
   const trace = (spans: readonly SpanRecord[]) =>
@@ -275,6 +299,7 @@ function seriesOf(
     demo: 'sync-payment-call',
     timeScale: `1 demo second = ${1 / TIME_SCALE} seed second`,
     load: { seconds, checkoutsPerSecond: rate },
+    outageLoadBound: { timesOfferedRate: OUTAGE_LOAD_BOUND, rps: OUTAGE_LOAD_BOUND * rate },
     provider: PROVIDER,
     outage: OUTAGE,
     job,
@@ -339,6 +364,14 @@ function chartSpec(before: PhaseResult, after: PhaseResult, seconds: number, rat
         series: [
           { name: 'before', points: points(sb.tSeconds, sb.arrivalsRps['payment-provider'] ?? []) },
           { name: 'after', points: points(sa.tSeconds, sa.arrivalsRps['payment-provider'] ?? []) },
+          {
+            name: `${OUTAGE_LOAD_BOUND}x offered (the bound during the outage)`,
+            points: [
+              [OUTAGE.fromMs / 1000, OUTAGE_LOAD_BOUND * rate] as [number, number],
+              [OUTAGE.toMs / 1000, OUTAGE_LOAD_BOUND * rate] as [number, number],
+            ],
+            dashed: true,
+          },
         ],
         shades: shade,
       },

@@ -6,8 +6,9 @@
  * - a charge takes about 2.8 s (the seed's number), more when the API is slow;
  * - it commits the charge even if the caller has already given up (a timeout on
  *   our side does not cancel anything on theirs);
- * - it can fail before charging (503), or charge and then lose the response
- *   (502 or a hang), so the caller cannot tell whether it was charged;
+ * - it can fail before charging (503, with a `Retry-After`: come back in a
+ *   second), or charge and then lose the response (502 or a hang), so the
+ *   caller cannot tell whether it was charged;
  * - it deduplicates by `Idempotency-Key`: a request whose key was already
  *   charged gets the original charge back instead of a second charge, and a
  *   request whose key is still being processed gets 409.
@@ -22,7 +23,7 @@ import type { Clock } from '../../src/index.ts';
 export type ProviderOutcome =
   /** Charge (once per key) and answer 200. */
   | 'ok'
-  /** Answer 503 after the latency, without charging. */
+  /** Answer 503 (with `Retry-After`) after the latency, without charging. */
   | 'fail'
   /** Charge, then answer 502 as if the response was lost on the way. */
   | 'lost-response'
@@ -53,6 +54,8 @@ export interface ChargeRequest {
 export interface ProviderReply {
   readonly status: number;
   readonly body: ChargeReplyBody | { readonly error: string };
+  /** On a 503: how long the API asks callers to wait before trying again (sent as `Retry-After`), in ms. */
+  readonly retryAfterMs?: number;
 }
 
 /** Body of a 200 answer. */
@@ -100,12 +103,15 @@ export function steadyBehaviour(random: () => number, meanMs = 2_800, jitterMs =
 export interface FakePaymentProviderOptions {
   readonly clock: Clock;
   readonly behaviour: ProviderBehaviour;
+  /** The `Retry-After` of its 503 answers, in ms (default 1,000). */
+  readonly retryAfterMs?: number;
 }
 
 /** The fake external payment API; see the module comment. */
 export class FakePaymentProvider {
   readonly #clock: Clock;
   #behaviour: ProviderBehaviour;
+  readonly #retryAfterMs: number;
   readonly #ledger = new Map<string, LedgerEntry>();
   readonly #inProgress = new Set<string>();
   readonly #chargesPerOrder = new Map<string, number>();
@@ -121,6 +127,7 @@ export class FakePaymentProvider {
   constructor(options: FakePaymentProviderOptions) {
     this.#clock = options.clock;
     this.#behaviour = options.behaviour;
+    this.#retryAfterMs = options.retryAfterMs ?? 1_000;
   }
 
   /** Replaces the behaviour for requests from now on (fault injection between phases). */
@@ -156,7 +163,7 @@ export class FakePaymentProvider {
         if (this.#inProgress.size === 0) this.#wakeIdleWaiters();
         if (plan.outcome === 'fail') {
           this.#failed++;
-          resolve({ status: 503, body: { error: 'upstream processor unavailable' } });
+          resolve({ status: 503, body: { error: 'upstream processor unavailable' }, retryAfterMs: this.#retryAfterMs });
           return;
         }
         const entry = this.#commit(request);

@@ -143,12 +143,6 @@ export class PaymentOutbox {
     this.#waiting.add(job);
   }
 
-  /** Moves a pending job's next attempt to `atMs`. */
-  postpone(job: PaymentJob, atMs: number): void {
-    if (job.state !== 'pending') throw new Error(`payment job ${job.orderId} postponed while ${job.state}`);
-    job.nextAttemptAtMs = atMs;
-  }
-
   /** Makes every pending job that matches `filter` due at `nowMs` (if it was due later); returns how many. */
   expedite(filter: (job: PaymentJob) => boolean, nowMs: number): number {
     let n = 0;
@@ -177,17 +171,43 @@ export class ChargeFailedError extends Error {
   override readonly name = 'ChargeFailedError';
   /** The HTTP status the API answered with. */
   readonly status: number;
-  constructor(status: number, message: string) {
+  /** How long the API asked us to wait before trying again (its `Retry-After`), in ms, if it said. */
+  readonly retryAfterMs: number | undefined;
+  constructor(status: number, message: string, retryAfterMs?: number) {
     super(`external payment API answered ${status}: ${message}`);
     this.status = status;
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/**
+ * A `Retry-After` header in ms: delay-seconds (`"2"`), or an HTTP date, taken
+ * against the wall clock. `undefined` when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 /** Sends one charge request to the external API (over HTTP or in memory); rejects with {@link ChargeFailedError} on a non-2xx answer. */
 export type SendCharge = (request: ChargeRequest, signal: AbortSignal) => Promise<ChargeReplyBody>;
 
+/**
+ * Thrown inside the guard when the retry budget refuses a re-attempt: no call is
+ * made. A breaker in the guard must not count it (it says nothing of the API).
+ */
+export class RetryDeferredError extends Error {
+  override readonly name = 'RetryDeferredError';
+  constructor() {
+    super('re-attempt put off by the retry budget');
+  }
+}
+
 /** What happened to one attempt, for counters and charts. */
-export type AttemptOutcome = 'paid' | 'failed' | 'timeout' | 'rejected';
+export type AttemptOutcome = 'paid' | 'failed' | 'timeout' | 'rejected' | 'deferred';
 
 /** Options of {@link PaymentWorker}. */
 export interface PaymentWorkerOptions {
@@ -205,10 +225,13 @@ export interface PaymentWorkerOptions {
    */
   readonly retryDelayMs: (setbacks: number) => number;
   /**
-   * Re-attempts (any attempt after a job's first) are granted by this budget,
-   * shared by every job: when it refuses, the job waits another backoff delay
-   * without calling. This keeps a backlog of retries from multiplying the load
-   * on an API that is failing or just came back. First attempts are never refused.
+   * Re-attempts (any call after a job's first call to the API) are granted by
+   * this budget, shared by every job: when it refuses, the job waits another
+   * backoff delay without calling. This keeps a backlog of retries from
+   * multiplying the load on an API that is failing or just came back. First
+   * attempts are never refused. The budget is asked only once the guard has
+   * admitted the call (a bulkhead or breaker rejection spends none of it), and
+   * the breaker must ignore {@link RetryDeferredError}.
    */
   readonly budget?: RetryBudget;
   /**
@@ -276,16 +299,6 @@ export class PaymentWorker {
       if (this.#dispatched >= this.#o.maxDispatched) return; // an attempt settling calls notify again
       const job = outbox.nextDue(clock.now());
       if (job === undefined) break;
-      const budget = this.#o.budget;
-      if (budget !== undefined) {
-        if (job.setbacks === 0) budget.recordFirstAttempt();
-        else if (!budget.tryRetry()) {
-          this.#budgetDeferrals++;
-          job.setbacks++;
-          outbox.postpone(job, clock.now() + this.#o.retryDelayMs(job.setbacks));
-          continue;
-        }
-      }
       this.#dispatch(job);
     }
     const earliest = outbox.earliestPendingAtMs();
@@ -325,6 +338,12 @@ export class PaymentWorker {
     let started = false;
     guard
       .execute(({ signal }) => {
+        // Admitted by the guard: only now is this a call to the API, first or re-attempt.
+        const budget = this.#o.budget;
+        if (budget !== undefined) {
+          if (job.attempts === 0) budget.recordFirstAttempt();
+          else if (!budget.tryRetry()) throw new RetryDeferredError();
+        }
         started = true;
         const attempt = ++job.attempts;
         this.#attempts++;
@@ -342,7 +361,10 @@ export class PaymentWorker {
           let outcome: AttemptOutcome;
           job.setbacks++;
           let delayMs = this.#o.retryDelayMs(job.setbacks);
-          if (!started && (isBulkheadRejectedError(error) || isBrokenCircuitError(error))) {
+          if (error instanceof RetryDeferredError) {
+            outcome = 'deferred';
+            this.#budgetDeferrals++;
+          } else if (!started && (isBulkheadRejectedError(error) || isBrokenCircuitError(error))) {
             outcome = 'rejected';
             this.#rejections++;
             if (isBrokenCircuitError(error)) delayMs = Math.max(delayMs, error.retryAfterMs);
@@ -350,6 +372,8 @@ export class PaymentWorker {
             outcome = isTimeoutError(error) ? 'timeout' : 'failed';
             if (outcome === 'timeout') this.#timeouts++;
             else this.#failures++;
+            // The API said when to come back (a 503's Retry-After): not before then.
+            if (error instanceof ChargeFailedError && error.retryAfterMs !== undefined) delayMs = Math.max(delayMs, error.retryAfterMs);
           }
           job.lastOutcome = outcome;
           outbox.release(job, now + delayMs, describe(error));

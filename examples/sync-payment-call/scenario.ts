@@ -114,7 +114,7 @@ export interface PhaseResult {
 
 /** Runs one phase; see the module comment. */
 export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
-  const attempts: Record<AttemptOutcome, number> = { paid: 0, failed: 0, timeout: 0, rejected: 0 };
+  const attempts: Record<AttemptOutcome, number> = { paid: 0, failed: 0, timeout: 0, rejected: 0, deferred: 0 };
   const { services, world } = paymentTopology({
     mode: options.mode,
     ...(options.providerBehaviour ? { providerBehaviour: options.providerBehaviour } : {}),
@@ -258,6 +258,21 @@ function collect(
     arrivals,
     endMs: deployment.elapsedMs(),
   };
+}
+
+/**
+ * The most requests that reached `service` in any one second of `[fromMs, toMs)`
+ * (a sliding 1 s window, ms since the deployment started): the peak load an
+ * outage saw. Over a window shorter than a second, every request in it.
+ */
+export function peakPerSecond(result: PhaseResult, service: string, fromMs: number, toMs: number): number {
+  const times = (result.arrivals[service] ?? []).filter((t) => t >= fromMs && t < toMs).sort((a, b) => a - b);
+  let peak = 0;
+  for (let first = 0, i = 0; i < times.length; i++) {
+    while (times[i]! - times[first]! >= 1_000) first++;
+    peak = Math.max(peak, i - first + 1);
+  }
+  return peak;
 }
 
 /**

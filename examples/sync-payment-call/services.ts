@@ -15,9 +15,9 @@
  * `mode: 'before'` is the code the incident found: payment calls the external
  * API while checkout waits, with no timeout. `mode: 'after'` is the fix: payment
  * puts the order in an outbox and answers 202 at once; a background job charges
- * it through a Breakwater pipeline (bulkhead and timeout, optionally a circuit
- * breaker) with the order's idempotency key, its re-attempts spaced by a
- * Breakwater backoff schedule and capped by a retry budget.
+ * it through a Breakwater pipeline (bulkhead, circuit breaker, timeout) with the
+ * order's idempotency key, its re-attempts spaced by a Breakwater backoff
+ * schedule (never sooner than the API's `Retry-After`) and capped by a retry budget.
  *
  * Every service records spans in a shared {@link SpanRecorder}, timed with the
  * deployment's clock, so one request's trace can be printed afterwards.
@@ -32,14 +32,16 @@ import {
   retryBudget,
   timeout,
 } from '../../src/index.ts';
-import type { HttpRequest, HttpResponse, RequestContext, ServiceEnv, ServiceSpec } from '../harness/index.ts';
+import { type HttpRequest, type HttpResponse, type RequestContext, retryAfterHeader, type ServiceEnv, type ServiceSpec } from '../harness/index.ts';
 import { type ChargeReplyBody, FakePaymentProvider, type ProviderBehaviour, steadyBehaviour } from './external-api.ts';
 import {
   type AttemptOutcome,
   ChargeFailedError,
   type PaymentJob,
   PaymentOutbox,
+  parseRetryAfter,
   PaymentWorker,
+  RetryDeferredError,
   type SendCharge,
 } from './payment-job.ts';
 import { formatTraceparent, parseTraceparent, SpanRecorder, type TraceContext, TRACEPARENT_HEADER } from './tracing.ts';
@@ -92,16 +94,19 @@ export interface PaymentJobSettings {
   /** ...plus this many retries per second whatever the traffic. */
   readonly retryBudgetMinPerSecond: number;
   /**
-   * Put a circuit breaker between bulkhead and timeout (default false). With a
-   * short outage and a slow API it delays payments (each half-open probe takes
-   * 2.8 s); it pays off in long outages. `--breaker` in the demo.
+   * Put a circuit breaker between bulkhead and timeout (default true). It is what
+   * keeps the job from multiplying the load on a failing API: once it opens, jobs
+   * wait without calling, and one probe at a time finds out when the API is back.
+   * `--no-breaker` in the demo takes it out.
    */
   readonly breaker: boolean;
-  /** Breaker: opens when this share of the calls in its 5 s window fails... */
+  /** Breaker: opens when this share of the last `breakerWindowCalls` calls failed... */
   readonly breakerFailureRatio: number;
-  /** ...and the window holds at least this many calls. */
+  /** ...once its window holds at least this many calls. */
   readonly breakerMinimumCalls: number;
-  /** Breaker: how long it stays open before probing, in ms. */
+  /** Breaker: its window is the last this many calls (a count window: it fills at any rate). */
+  readonly breakerWindowCalls: number;
+  /** Breaker: how long it stays open before one probe, in ms. */
   readonly breakerHalfOpenAfterMs: number;
 }
 
@@ -114,10 +119,11 @@ export const DEFAULT_JOB_SETTINGS: PaymentJobSettings = Object.freeze({
   retryMaxMs: 5_000,
   retryBudgetRatio: 0.2,
   retryBudgetMinPerSecond: 5,
-  breaker: false,
+  breaker: true,
   breakerFailureRatio: 0.5,
-  breakerMinimumCalls: 10,
-  breakerHalfOpenAfterMs: 2_000,
+  breakerMinimumCalls: 4,
+  breakerWindowCalls: 8,
+  breakerHalfOpenAfterMs: 1_000,
 });
 
 /** Options of {@link paymentTopology}. */
@@ -293,7 +299,7 @@ function sendChargeVia(context: ServiceEnv, tracer: () => SpanRecorder): SendCha
         );
         if (response.status !== 200) {
           const message = (response.body as { error?: string } | undefined)?.error ?? 'error';
-          throw new ChargeFailedError(response.status, message);
+          throw new ChargeFailedError(response.status, message, parseRetryAfter(response.headers?.['retry-after']));
         }
         return response.body as ChargeReplyBody;
       },
@@ -309,20 +315,25 @@ function paymentService(world: PaymentWorld, options: PaymentTopologyOptions, la
       world.bind(env);
       if (world.mode === 'after') {
         const clock = env.clock;
-        // One pipeline for the one dependency, built once, reused by every attempt.
         // One pipeline for the one dependency, built once, reused by every attempt:
-        // the bulkhead bounds the calls in flight, the timeout frees a slot held by a hung call.
+        // the bulkhead bounds the calls in flight, the breaker stops calling an API that
+        // keeps failing (one probe a second finds out when it is back), the timeout frees
+        // a slot held by a hung call.
         const breaker = settings.breaker
           ? circuitBreaker({
               clock,
               random: env.random,
               failureRateThreshold: settings.breakerFailureRatio,
               minimumCalls: settings.breakerMinimumCalls,
-              window: { kind: 'time', ms: 5_000, buckets: 10 },
+              window: { kind: 'count', calls: settings.breakerWindowCalls },
               halfOpenAfterMs: settings.breakerHalfOpenAfterMs,
-              halfOpenProbes: 3,
-              // A 4xx is about our request (409: the same key is still being processed), not the API's health.
-              handle: (error) => !isRejection(error) && !(error instanceof ChargeFailedError && error.status < 500),
+              halfOpenProbes: 1,
+              // A 4xx is about our request (409: the same key is still being processed), not the API's
+              // health, and a re-attempt the retry budget put off never reached the API.
+              handle: (error) =>
+                !isRejection(error) &&
+                !(error instanceof RetryDeferredError) &&
+                !(error instanceof ChargeFailedError && error.status < 500),
             })
           : undefined;
         const guard = env.instrument(
@@ -416,7 +427,9 @@ function providerService(world: PaymentWorld, options: PaymentTopologyOptions): 
           return json(400, { error: 'Idempotency-Key header, orderId and amountCents are required' });
         }
         const reply = await provider.charge({ idempotencyKey, orderId, amountCents });
-        return json(reply.status, reply.body);
+        return reply.retryAfterMs === undefined
+          ? json(reply.status, reply.body)
+          : { status: reply.status, body: reply.body, headers: retryAfterHeader(reply.retryAfterMs) };
       };
     },
   };
