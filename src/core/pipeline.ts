@@ -98,7 +98,7 @@ export class Pipeline<R = never> implements Policy<R> {
     return wrapWith(this, fn);
   }
 
-  /** @internal */
+  /** Layer protocol: pipelines call it (see {@link Policy._run}). */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R> {
     const nested = new Chain<T>(this.policies, undefined, chain.callerSignal, chain, index);
     const observer = this.#observer();
