@@ -8,7 +8,9 @@ export default defineConfig({
     'opossum/index': 'src/opossum/index.ts',
   },
   format: ['esm', 'cjs'],
-  dts: true,
+  // The published types leave out what is marked @internal: users and custom policies
+  // see only their API (etc/api/ records it; `npm run api:check` compares).
+  dts: { compilerOptions: { stripInternal: true } },
   clean: true,
   sourcemap: true,
   target: 'node22',

@@ -141,7 +141,7 @@ export class BulkheadPolicy extends PolicyBase {
     return this.#reject.subscribe;
   }
 
-  /** @internal */
+  /** Layer protocol: pipelines call it (see {@link Policy._run}). */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     return this.#active < this.#maxConcurrent && this.#queued === 0
       ? this.#start(chain, index, scope, attempt)

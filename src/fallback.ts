@@ -48,7 +48,7 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
     return (this.#fallback ??= new Emitter()).subscribe;
   }
 
-  /** @internal */
+  /** Layer protocol: pipelines call it (see {@link Policy._run}). */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | F> {
     return chain.next(index + 1, scope, attempt).then(undefined, (error: unknown) => this.#recover(chain, scope, error));
   }

@@ -254,7 +254,7 @@ export class RetryPolicy extends PolicyBase {
     return this.#budgetExhausted.subscribe;
   }
 
-  /** @internal */
+  /** Layer protocol: pipelines call it (see {@link Policy._run}). */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, _attempt: number): Promise<T> {
     if (this.budget !== undefined) this.budget.recordFirstAttempt();
     const startedAt = this.maxElapsedMs === undefined ? 0 : this._clock.now();

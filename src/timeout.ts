@@ -300,7 +300,7 @@ export class TimeoutPolicy extends PolicyBase {
     if (emitter !== undefined && emitter.active) emitter.emit({ error });
   }
 
-  /** @internal */
+  /** Layer protocol: pipelines call it (see {@link Policy._run}). */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     const now = this.#clock.now();
     const call = new TimedCall<T>(this, scope, attempt, now + this.ms, chain.pipeline);

@@ -1,9 +1,10 @@
 /**
  * Packs the package as npm would publish it, installs the tarball into a
  * scratch project and loads every entry point both ways (import and require),
- * running one pipeline each way. A broken exports map fails here, not for a user.
+ * running one pipeline each way, and type-checks a consumer against the shipped
+ * types. A broken exports map or declaration file fails here, not for a user.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +37,11 @@ beforeAll(() => {
   mkdirSync(join(dir, 'node_modules'), { recursive: true });
   for (const peer of Object.keys(pkg.peerDependencies ?? {})) {
     symlinkSync(join(root, 'node_modules', peer), join(dir, 'node_modules', peer), 'dir');
+  }
+  // So do the type packages a TypeScript user of Node and opossum has.
+  mkdirSync(join(dir, 'node_modules', '@types'));
+  for (const types of ['node', 'opossum']) {
+    symlinkSync(join(root, 'node_modules', '@types', types), join(dir, 'node_modules', '@types', types), 'dir');
   }
 }, 120_000);
 
@@ -88,6 +94,19 @@ describe('the packed tarball', () => {
     );
     expect(JSON.parse(node(['cjs.cjs']))).toEqual(['ok', 'fb']);
   });
+
+  it('type-checks a consumer against the published types, for import and for require', () => {
+    // Without skipLibCheck, so the .d.ts (import) and .d.cts (require) files must compile
+    // as shipped, with the @internal members stripped, and still infer the result types.
+    const source = readFileSync(join(root, 'test/fixtures/consumer/consumer.ts'), 'utf8');
+    writeFileSync(join(dir, 'consumer.mts'), source);
+    writeFileSync(join(dir, 'consumer.cts'), source);
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const args = ['--noEmit', '--strict', '--module', 'nodenext', '--target', 'es2023', '--lib', 'es2023', '--types', 'node'];
+    const result = spawnSync(process.execPath, [tsc, ...args, 'consumer.mts', 'consumer.cts'], { cwd: dir, encoding: 'utf8' });
+    expect(result.stdout + result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  }, 60_000);
 
   it('loads every entry point of the exports map both ways', () => {
     const entries = Object.keys(pkg.exports).filter((k) => k !== './package.json');

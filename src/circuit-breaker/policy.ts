@@ -227,7 +227,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     return { state, retryAfterMs, consecutiveOpens: this.#consecutiveOpens, lastOpenMs: this.#lastOpenMs };
   }
 
-  /** @internal */
+  /** Layer protocol: pipelines call it (see {@link Policy._run}). */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     let probe = NaN; // when the call was admitted as a probe; NaN: not a probe
     if (this.#state !== 'closed') {

@@ -111,7 +111,7 @@ export class Pipeline<R = never> implements Policy<R> {
     return wrapWith(this, fn);
   }
 
-  /** @internal */
+  /** Layer protocol: pipelines call it (see {@link Policy._run}). */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R> {
     if (this.#disposed) throw this.#disposedError();
     const nested = new Chain<T>(this.policies, undefined, chain.callerSignal, this.name ?? chain.pipeline, chain, index);

@@ -49,7 +49,8 @@ export interface Policy<R = never> {
   readonly kind: string;
   /**
    * Type-level marker of `R`, so pipelines can infer it; never set at run time.
-   * @internal
+   * Published on purpose: `pipeline(...)` and {@link ExtraResult} read it from
+   * the types users hold, so without it a `Policy<R>` would lose its `R`.
    */
   readonly '~extra'?: () => R;
   /** Runs `fn` under this policy. */

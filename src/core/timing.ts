@@ -31,7 +31,7 @@ export interface CallRecorder {
 
 const NO_RECORDERS: readonly CallRecorder[] = Object.freeze([]);
 
-/** A pipeline's timing of its calls: reports each call's outcome and duration to its recorders and `onSettled` listeners. */
+/** A pipeline's timing of its calls: reports each call's outcome and duration to its recorders and `onSettled` listeners. @internal */
 export class Timing implements CallObserver {
   readonly clock: Clock;
   /** Made on the first `onSettled` subscription (~180 B): a pipeline with only a sink attached holds none. */

@@ -1,7 +1,6 @@
 /**
  * Option checking shared by every factory. Each failure names the option, the
  * rule it broke and the value received, and happens at construction.
- * @internal
  */
 import type { PipelineOptions } from './pipeline.ts';
 import type { ExecuteOptions, Policy } from './protocol.ts';

@@ -327,7 +327,7 @@ export class OpossumPolicy extends PolicyBase {
     }
   }
 
-  /** @internal */
+  /** Layer protocol: pipelines call it (see {@link Policy._run}). */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     const call = new OpossumCall(chain as Chain<unknown>, index, scope, attempt, Boolean(this.#options?.timeout));
     let fired: PromiseLike<unknown>;

@@ -5,7 +5,6 @@
  * `get()`), so calls only bump numbers in a `Float64Array` per pipeline and the
  * registry turns those numbers into series at scrape time. No prom-client code
  * runs on the hot path, and this module needs no runtime import of prom-client.
- * @internal
  */
 import type { Disposer } from '../core/events.ts';
 import type { BreakerLike, BulkheadLike, PipelineLike } from './policies.ts';

@@ -4,7 +4,6 @@
  * by the events and getters it exposes, so any policy that follows Breakwater's
  * event contract is measured, whatever its `kind` (a `fromOpossum` breaker
  * reports exactly like `circuitBreaker`).
- * @internal
  */
 import type { Disposer, Event } from '../core/events.ts';
 import type { SettledEvent } from '../core/timing.ts';
