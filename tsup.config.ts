@@ -6,6 +6,7 @@ export default defineConfig({
     'testing/index': 'src/testing/index.ts',
     'prometheus/index': 'src/prometheus/index.ts',
     'opossum/index': 'src/opossum/index.ts',
+    'chaos/index': 'src/chaos/index.ts',
   },
   format: ['esm', 'cjs'],
   // The published types leave out what is marked @internal: users and custom policies

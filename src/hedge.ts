@@ -329,7 +329,7 @@ export class HedgePolicy extends PolicyBase {
     return this.delay();
   }
 
-  /** @internal */
+  /** Layer protocol: pipelines call it (see {@link Policy._run}). */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     if (this.budget !== undefined) this.budget.recordFirstAttempt();
     else this.#balance = Math.min(MAX_BALANCE, this.#balance + this.maxExtraLoad!);

@@ -20,26 +20,26 @@ export {
 } from './core/errors.ts';
 export type { Disposer, Event, Listener } from './core/events.ts';
 export type { ExecuteOptions, ExtraResult, Policy, Work, WorkContext } from './core/protocol.ts';
-export { pipeline, Pipeline, type PipelineOptions } from './core/pipeline.ts';
+export { pipeline, type Pipeline, type PipelineOptions } from './core/pipeline.ts';
 export type { Outcome, SettledEvent } from './core/timing.ts';
 // The layer protocol, for writing a custom policy (see docs/reference/pipeline.md).
 export { type Chain, PolicyBase, type Scope } from './core/protocol.ts';
 export {
   timeout,
-  TimeoutPolicy,
+  type TimeoutPolicy,
   type LateRejectionEvent,
   type TimeoutEvent,
   type TimeoutOptions,
 } from './timeout.ts';
 export {
   fallback,
-  FallbackPolicy,
+  type FallbackPolicy,
   type FallbackContext,
   type FallbackEvent,
   type FallbackOptions,
 } from './fallback.ts';
 export {
-  BackoffSchedule,
+  type BackoffSchedule,
   constant,
   type ConstantOptions,
   EXPONENTIAL_DEFAULTS,
@@ -48,7 +48,7 @@ export {
   type Jitter,
   type Schedule,
 } from './backoff.ts';
-export { circuitBreaker, CircuitBreakerPolicy } from './circuit-breaker/policy.ts';
+export { circuitBreaker, type CircuitBreakerPolicy } from './circuit-breaker/policy.ts';
 export {
   CIRCUIT_BREAKER_DEFAULTS,
   type CircuitBreakerOptions,
@@ -65,7 +65,7 @@ export {
 } from './circuit-breaker/options.ts';
 export {
   bulkhead,
-  BulkheadPolicy,
+  type BulkheadPolicy,
   type BulkheadOptions,
   type BulkheadRejectEvent,
   type BulkheadRejectReason,
@@ -73,7 +73,7 @@ export {
 export {
   retry,
   RETRY_DEFAULTS,
-  RetryPolicy,
+  type RetryPolicy,
   type GiveUpEvent,
   type GiveUpReason,
   type RetryEvent,
@@ -82,9 +82,9 @@ export {
 export {
   retryBudget,
   RETRY_BUDGET_DEFAULTS,
-  RetryBudget,
+  type RetryBudget,
   type RetryBudgetExhaustedEvent,
   type RetryBudgetOptions,
 } from './retry-budget.ts';
-export { keyed, KeyedPipeline, type KeyedEvent, type KeyedOptions } from './keyed.ts';
-export { hedge, HedgePolicy, type HedgeDelay, type HedgeEvent, type HedgeOptions, type HedgeWonEvent } from './hedge.ts';
+export { keyed, type KeyedPipeline, type KeyedEvent, type KeyedOptions } from './keyed.ts';
+export { hedge, type HedgePolicy, type HedgeDelay, type HedgeEvent, type HedgeOptions, type HedgeWonEvent } from './hedge.ts';

@@ -18,6 +18,7 @@ const subpaths: Record<string, string> = {
   'breakwater/testing': '../src/testing/index.ts',
   'breakwater/prometheus': '../src/prometheus/index.ts',
   'breakwater/opossum': '../src/opossum/index.ts',
+  'breakwater/chaos': '../src/chaos/index.ts',
 };
 
 interface Sample {

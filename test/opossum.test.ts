@@ -26,7 +26,7 @@ import {
   fromOpossum,
   type OpossumBreaker,
   type OpossumStateChangeEvent,
-  OpossumPolicy,
+  type OpossumPolicy,
   runWork,
 } from '../src/opossum/index.ts';
 import { FakeClock } from '../src/testing/index.ts';

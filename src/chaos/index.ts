@@ -152,7 +152,7 @@ export class ChaosPolicy<R = never> extends PolicyBase<R> {
     return (this.#injected ??= new Emitter()).subscribe;
   }
 
-  /** @internal */
+  /** Layer protocol: pipelines call it (see {@link Policy._run}). */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R> {
     if (this.injectionRate === 0 || !this.enabled || !(this.#random() < this.injectionRate)) {
       return chain.next(index + 1, scope, attempt);
@@ -198,9 +198,12 @@ export function chaos<V = never>(options: ChaosOptions<V>): ChaosPolicy<V> {
   const kind = (options as { kind?: unknown }).kind;
   oneOf('fault', 'latency', 'outcome')(owner, 'kind', kind);
   const common = { kind: oneOf('fault', 'latency', 'outcome'), injectionRate: rate, enabled, random: fn };
-  const what = { fault: { error: () => {} }, latency: { ms: either('a number of ms from 0 to 2147483647, or a function returning one', duration(0), fn), clock: clockCheck }, outcome: { value: () => {} } }[
-    kind as ChaosKind
-  ];
+  const anything: Check = () => {};
+  const what: Record<string, Check> = {
+    fault: { error: anything },
+    latency: { ms: either('a number of ms from 0 to 2147483647, or a function returning one', duration(0), fn), clock: clockCheck },
+    outcome: { value: anything },
+  }[kind as ChaosKind];
   const required = { fault: ['error'], latency: ['ms'], outcome: [] }[kind as ChaosKind];
   checkOptions(owner, options, { ...common, ...what }, ['injectionRate', ...required]);
   if (kind === 'outcome' && !Object.hasOwn(options, 'value')) {

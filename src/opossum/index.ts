@@ -19,6 +19,7 @@ import { bool, checkOptions, clock as clockCheck, received } from '../core/valid
 import { OpossumCall, type OpossumCallContext, type OpossumRun } from './call.ts';
 
 export type { OpossumCallContext, OpossumRun } from './call.ts';
+export type { OpossumPolicy };
 
 /**
  * The action to construct an adoptable opossum breaker with:
@@ -183,7 +184,7 @@ class Relay<E> {
  * Its events have the shapes of Breakwater's own breaker, so metrics sinks and
  * dashboards treat both alike.
  */
-export class OpossumPolicy extends PolicyBase {
+class OpossumPolicy extends PolicyBase {
   /** Always `'opossum'`. */
   readonly kind = 'opossum';
   /** The adopted opossum breaker. */

@@ -18,7 +18,7 @@
 export {
   DEFAULT_BUCKETS_SECONDS,
   type MetricsRegistry,
-  PrometheusMetrics,
+  type PrometheusMetrics,
   prometheusMetrics,
   type PrometheusMetricsOptions,
 } from './sink.ts';
