@@ -261,6 +261,101 @@ describe('prometheusMetrics: calls and durations', () => {
   });
 });
 
+describe('prometheusMetrics: the duration histogram at scrape time', () => {
+  type Probe = Pipeline<unknown> & { record(outcome: Outcome, ms: number, count: number): void };
+  /** What `Pipeline._record` hands the sink's recorder to. */
+  type CallRecorder = { record(outcome: Outcome, durationMs: number): void };
+
+  /** An attached pipeline whose sink recorder the test calls directly, `count` calls of `ms` each. */
+  function probe(registry: Registry, name = 'p'): Probe {
+    const p = pipeline({ name });
+    let recorder: CallRecorder | undefined;
+    const original = p._record.bind(p);
+    Object.defineProperty(p, '_record', {
+      value: (r: CallRecorder) => {
+        recorder = r;
+        return original(r);
+      },
+    });
+    prometheusMetrics({ registry, buckets: [0.01, 0.1, 1] }).attach(p);
+    return Object.assign(p, {
+      record(outcome: Outcome, ms: number, count: number): void {
+        for (let i = 0; i < count; i++) recorder!.record(outcome, ms);
+      },
+    });
+  }
+
+  it('replays a large backlog exactly: every bucket, the count and the sum, over several turns of the event loop', async () => {
+    const registry = new Registry();
+    const p = probe(registry);
+    p.record('success', 3, 5_000); // le 0.01
+    p.record('success', 10, 2_000); // exactly on 0.01
+    p.record('success', 400, 3_000); // le 1
+    p.record('success', 7_000, 1); // +Inf
+    p.record('failure', 50, 1_234); // le 0.1
+    p.record('rejected', 0, 9); // counted, never observed
+    let turns = 0;
+    let counting = true;
+    const tick = (): void => {
+      turns++;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const samples = await scrape(registry);
+    counting = false;
+    expect(turns).toBeGreaterThan(1); // 11,235 observations: three chunks, with I/O turns between them
+    const bucket = (outcome: string, le: string) => value(samples, 'breakwater_call_duration_seconds_bucket', { pipeline: 'p', outcome, le });
+    expect([bucket('success', '0.01'), bucket('success', '0.1'), bucket('success', '1'), bucket('success', '+Inf')]).toEqual([7_000, 7_000, 10_000, 10_001]);
+    expect(value(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'p', outcome: 'success' })).toBe(10_001);
+    expect(value(samples, 'breakwater_call_duration_seconds_sum', { pipeline: 'p', outcome: 'success' })).toBeCloseTo(5_000 * 0.003 + 2_000 * 0.01 + 3_000 * 0.4 + 7, 6);
+    expect([bucket('failure', '0.01'), bucket('failure', '0.1'), bucket('failure', '+Inf')]).toEqual([0, 1_234, 1_234]);
+    expect(value(samples, 'breakwater_call_duration_seconds_sum', { pipeline: 'p', outcome: 'failure' })).toBeCloseTo(1_234 * 0.05, 6);
+    expect(value(samples, 'breakwater_calls_total', { pipeline: 'p', outcome: 'success' })).toBe(10_001);
+    expect(value(samples, 'breakwater_calls_total', { pipeline: 'p', outcome: 'rejected' })).toBe(9);
+    expect(select(samples, 'breakwater_call_duration_seconds_count', { outcome: 'rejected' })).toEqual([]);
+  });
+
+  it('keeps each replayed observation in its bucket when the durations of a bucket sit on its bounds', async () => {
+    const registry = new Registry();
+    const p = probe(registry);
+    p.record('success', 100, 3); // exactly on 0.1
+    p.record('success', 10.000001, 3); // just above 0.01
+    const samples = await scrape(registry);
+    const bucket = (le: string) => value(samples, 'breakwater_call_duration_seconds_bucket', { pipeline: 'p', outcome: 'success', le });
+    expect([bucket('0.01'), bucket('0.1'), bucket('1')]).toEqual([0, 6, 6]);
+  });
+
+  it('two overlapping scrapes never replay one observation twice', async () => {
+    const registry = new Registry();
+    const p = probe(registry);
+    p.record('success', 3, 10_000);
+    const [a, b] = await Promise.all([scrape(registry), scrape(registry)]);
+    const count = (samples: typeof a) => value(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'p', outcome: 'success' });
+    expect(Math.max(count(a), count(b))).toBe(10_000);
+    expect(count(await scrape(registry))).toBe(10_000);
+  });
+
+  it('a pipeline detached or a registry reset while a scrape replays is seen as it now is', async () => {
+    const registry = new Registry();
+    const kept = probe(registry, 'kept');
+    const gone = probe(registry, 'gone');
+    kept.record('success', 3, 9_000);
+    gone.record('success', 3, 9_000);
+    setImmediate(() => gone.dispose()); // after the first chunk
+    let samples = await scrape(registry);
+    expect(select(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'gone' })).toEqual([]);
+    expect(value(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'kept', outcome: 'success' })).toBe(9_000);
+
+    kept.record('success', 3, 9_000);
+    setImmediate(() => registry.resetMetrics());
+    await registry.metrics();
+    kept.record('success', 3, 2);
+    samples = await scrape(registry);
+    expect(value(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'kept', outcome: 'success' })).toBe(2);
+    expect(value(samples, 'breakwater_calls_total', { pipeline: 'kept', outcome: 'success' })).toBe(2);
+  });
+});
+
 describe('prometheusMetrics: nested pipelines', () => {
   it('reports the policies of an unnamed nested pipeline under the outer name', async () => {
     const clock = new FakeClock();
@@ -310,11 +405,12 @@ describe('prometheusMetrics: sinks, detach and dispose', () => {
     expect((await registry.getMetricsAsJSON()).length).toBe(FAMILIES.length);
   });
 
-  it('reports a pipeline attached twice (same or another sink) once, until its last attachment goes', async () => {
+  it('reports a pipeline attached twice through one sink once, until its last attachment goes', async () => {
     const registry = new Registry();
+    const metrics = prometheusMetrics({ registry });
     const p = pipeline({ name: 'a' });
-    const d1 = prometheusMetrics({ registry }).attach(p);
-    const d2 = prometheusMetrics({ registry }).attach(p);
+    const d1 = metrics.attach(p);
+    const d2 = metrics.attach(pipeline({ name: 'outer' }, p)); // nested: held again
     await p.execute(() => 1);
     let samples = await scrape(registry);
     expect(value(samples, 'breakwater_calls_total', { pipeline: 'a', outcome: 'success' })).toBe(1);
@@ -325,6 +421,17 @@ describe('prometheusMetrics: sinks, detach and dispose', () => {
     d2();
     samples = await scrape(registry);
     expect(select(samples, 'breakwater_calls_total')).toEqual([]);
+  });
+
+  it('refuses a pipeline another sink with the same constant labels reports, until that sink lets it go', () => {
+    const registry = new Registry();
+    const p = pipeline({ name: 'a' });
+    const first = prometheusMetrics({ registry });
+    const detach = first.attach(p);
+    const second = prometheusMetrics({ registry });
+    expect(() => second.attach(p)).toThrow(/pipeline "a" is already reported on this registry by another sink with the same constant labels/);
+    detach();
+    expect(() => second.attach(p)).not.toThrow();
   });
 
   it('refuses two different pipelines with the same name on one registry, and allows it after a dispose', () => {
@@ -359,6 +466,17 @@ describe('prometheusMetrics: sinks, detach and dispose', () => {
     );
     expect(() => prometheusMetrics({ registry, buckets: [0.1, 1] })).not.toThrow();
     expect(() => prometheusMetrics({ registry, prefix: 'other_', buckets: [0.1, 2] })).not.toThrow();
+  });
+
+  it('refuses a second sink with other constant label names under the same prefix', () => {
+    const registry = new Registry();
+    prometheusMetrics({ registry, labels: { zone: 'x' } });
+    expect(() => prometheusMetrics({ registry, labels: { region: 'x' } })).toThrow(
+      /option "labels" must have the label names of the metrics already registered under prefix "breakwater_" on this registry \(\[zone\]\); received \[region\]/,
+    );
+    expect(() => prometheusMetrics({ registry })).toThrow(TypeError);
+    expect(() => prometheusMetrics({ registry, labels: { zone: 'y' } })).not.toThrow();
+    expect(() => prometheusMetrics({ registry, prefix: 'other_', labels: { region: 'x' } })).not.toThrow();
   });
 
   it('refuses a registry where the name is taken by a metric Breakwater did not register', () => {
