@@ -234,7 +234,8 @@ class CounterFamily extends Counter<string> {
       help,
       labelNames,
       registers: [],
-      collect(this: Counter<string>) {
+      async collect(this: Counter<string>) {
+        await group.turn();
         (this as CounterFamily).#catchUp();
       },
     });
@@ -297,7 +298,8 @@ class GaugeFamily extends Gauge<string> {
       help,
       labelNames,
       registers: [],
-      collect(this: Gauge<string>) {
+      async collect(this: Gauge<string>) {
+        await group.turn();
         for (const entry of group.entries.values()) {
           const sets = series(entry);
           if (sets === undefined) continue;
@@ -341,8 +343,9 @@ class DurationHistogram extends Histogram<string> {
       labelNames,
       buckets: [...group.bounds],
       registers: [],
-      collect(this: Histogram<string>) {
-        return (this as DurationHistogram).#catchUp();
+      async collect(this: Histogram<string>) {
+        await group.turn();
+        await (this as DurationHistogram).#catchUp();
       },
     });
     this.fullName = name;
@@ -362,7 +365,7 @@ class DurationHistogram extends Histogram<string> {
       const done = this.#replay(Math.min(left, REPLAY_CHUNK));
       left -= done;
       if (done === 0 || left === 0) return;
-      await new Promise((resolve) => setImmediate(resolve));
+      await this.group.turn();
     }
   }
 
@@ -460,6 +463,26 @@ export class Group {
   /** Measured pipelines by series key, in attach order. */
   readonly entries = new Map<string, Entry>();
   readonly families: readonly Family[];
+  readonly #waiting: (() => void)[] = [];
+
+  /**
+   * Resolves on a later turn of the event loop, one caller per turn, in call
+   * order: a `setImmediate` queued from a `setImmediate` callback waits for the
+   * next turn, so pending I/O is polled in between. Each family catches up (and
+   * prom-client then formats it) in a turn of its own, so a large scrape never
+   * blocks the event loop for all its series at once.
+   */
+  turn(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#waiting.push(resolve) === 1) setImmediate(this.#next);
+    });
+  }
+
+  readonly #next = (): void => {
+    const resolve = this.#waiting.shift()!;
+    if (this.#waiting.length > 0) setImmediate(this.#next);
+    resolve();
+  };
 
   constructor(prefix: string, bounds: Float64Array, constLabelNames: readonly string[]) {
     this.bounds = bounds;
