@@ -262,25 +262,22 @@ describe('prometheusMetrics: calls and durations', () => {
 });
 
 describe('prometheusMetrics: the duration histogram at scrape time', () => {
-  type Probe = Pipeline<unknown> & { record(outcome: Outcome, ms: number, count: number): void };
-  /** What `Pipeline._record` hands the sink's recorder to. */
-  type CallRecorder = { record(outcome: Outcome, durationMs: number): void };
+  type Probe = Pipeline<unknown> & { record(outcome: 'success' | 'failure' | 'rejected', ms: number, count: number): Promise<void> };
 
-  /** An attached pipeline whose sink recorder the test calls directly, `count` calls of `ms` each. */
+  /** An attached pipeline on a clock the test moves: `record` makes `count` calls of `ms` each. */
   function probe(registry: Registry, name = 'p'): Probe {
-    const p = pipeline({ name });
-    let recorder: CallRecorder | undefined;
-    const original = p._record.bind(p);
-    Object.defineProperty(p, '_record', {
-      value: (r: CallRecorder) => {
-        recorder = r;
-        return original(r);
-      },
-    });
+    let now = 0;
+    const clock = { now: () => now, schedule: () => undefined, cancel: () => {} };
+    const p = pipeline({ name, clock });
     prometheusMetrics({ registry, buckets: [0.01, 0.1, 1] }).attach(p);
+    const settle = { success: null, failure: new Error('boom'), rejected: new BulkheadRejectedError(1, 0) };
     return Object.assign(p, {
-      record(outcome: Outcome, ms: number, count: number): void {
-        for (let i = 0; i < count; i++) recorder!.record(outcome, ms);
+      async record(outcome: keyof typeof settle, ms: number, count: number): Promise<void> {
+        const work = (): Promise<number> => {
+          now += ms;
+          return outcome === 'success' ? Promise.resolve(1) : Promise.reject(settle[outcome]);
+        };
+        for (let i = 0; i < count; i++) await p.execute(work).catch(() => {});
       },
     });
   }
@@ -314,12 +311,12 @@ describe('prometheusMetrics: the duration histogram at scrape time', () => {
   it('replays a large backlog exactly: every bucket, the count and the sum, a few thousand observations per turn', async () => {
     const registry = new Registry();
     const p = probe(registry);
-    p.record('success', 3, 5_000); // le 0.01
-    p.record('success', 10, 2_000); // exactly on 0.01
-    p.record('success', 400, 3_000); // le 1
-    p.record('success', 7_000, 1); // +Inf
-    p.record('failure', 50, 1_234); // le 0.1
-    p.record('rejected', 0, 9); // counted, never observed
+    await p.record('success', 3, 5_000); // le 0.01
+    await p.record('success', 10, 2_000); // exactly on 0.01
+    await p.record('success', 400, 3_000); // le 1
+    await p.record('success', 7_000, 1); // +Inf
+    await p.record('failure', 50, 1_234); // le 0.1
+    await p.record('rejected', 0, 9); // counted, never observed
     const replay = watchReplay(registry);
     const samples = await scrape(registry);
     replay.stop();
@@ -339,8 +336,8 @@ describe('prometheusMetrics: the duration histogram at scrape time', () => {
   it('keeps each replayed observation in its bucket when the durations of a bucket sit on its bounds', async () => {
     const registry = new Registry();
     const p = probe(registry);
-    p.record('success', 100, 3); // exactly on 0.1
-    p.record('success', 10.000001, 3); // just above 0.01
+    await p.record('success', 100, 3); // exactly on 0.1
+    await p.record('success', 10.000001, 3); // just above 0.01
     const samples = await scrape(registry);
     const bucket = (le: string) => value(samples, 'breakwater_call_duration_seconds_bucket', { pipeline: 'p', outcome: 'success', le });
     expect([bucket('0.01'), bucket('0.1'), bucket('1')]).toEqual([0, 6, 6]);
@@ -349,7 +346,7 @@ describe('prometheusMetrics: the duration histogram at scrape time', () => {
   it('two overlapping scrapes never replay one observation twice', async () => {
     const registry = new Registry();
     const p = probe(registry);
-    p.record('success', 3, 10_000);
+    await p.record('success', 3, 10_000);
     const [a, b] = await Promise.all([scrape(registry), scrape(registry)]);
     const count = (samples: typeof a) => value(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'p', outcome: 'success' });
     expect(Math.max(count(a), count(b))).toBe(10_000);
@@ -360,8 +357,8 @@ describe('prometheusMetrics: the duration histogram at scrape time', () => {
     const registry = new Registry();
     const gone = probe(registry, 'gone');
     const kept = probe(registry, 'kept');
-    gone.record('success', 3, 6_000);
-    kept.record('success', 3, 6_000);
+    await gone.record('success', 3, 6_000);
+    await kept.record('success', 3, 6_000);
     const replay = watchReplay(registry, () => setImmediate(() => gone.dispose()));
     const samples = await scrape(registry);
     replay.stop();
@@ -374,12 +371,12 @@ describe('prometheusMetrics: the duration histogram at scrape time', () => {
   it('a registry reset while a scrape replays drops what was recorded before it', async () => {
     const registry = new Registry();
     const p = probe(registry);
-    p.record('success', 3, 9_000);
+    await p.record('success', 3, 9_000);
     const replay = watchReplay(registry, () => setImmediate(() => registry.resetMetrics()));
     await registry.metrics();
     replay.stop();
     expect(replay.total).toBeLessThan(9_000);
-    p.record('success', 3, 2);
+    await p.record('success', 3, 2);
     const samples = await scrape(registry);
     expect(value(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'p', outcome: 'success' })).toBe(2);
     expect(value(samples, 'breakwater_call_duration_seconds_bucket', { pipeline: 'p', outcome: 'success', le: '0.01' })).toBe(2);
