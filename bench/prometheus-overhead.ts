@@ -19,6 +19,7 @@ import { measure } from 'mitata';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { bulkhead, circuitBreaker, fallback, type Pipeline, pipeline, retry, timeout } from '../src/index.ts';
 import type { CallRecorder } from '../src/core/timing.ts';
+import { blockTime } from './lib/measure.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
 
 const quick = process.argv.includes('--quick');
@@ -193,29 +194,6 @@ async function successPath(): Promise<void> {
     console.log(`  (first pair: median of ${MAIN_PROCESSES} processes, whose deltas were ${mainRuns.map((r) => r.delta.toFixed(1)).join(', ')} ns)`);
   }
   console.log(`  the sink's recorder alone (count + histogram): ${fmt(await recorderAlone())}`);
-}
-
-/** Longest gap between event-loop turns while `task` runs, and its total duration, in ms. */
-async function blockTime(task: () => Promise<unknown>): Promise<{ longestMs: number; totalMs: number }> {
-  let longest = 0;
-  let last = performance.now();
-  let running = true;
-  const probe = (): void => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-    if (running) setImmediate(probe);
-  };
-  setImmediate(probe);
-  await new Promise((resolve) => setImmediate(resolve));
-  last = performance.now();
-  const started = performance.now();
-  await task();
-  const totalMs = performance.now() - started;
-  const now = performance.now();
-  longest = Math.max(longest, now - last);
-  running = false;
-  return { longestMs: longest, totalMs };
 }
 
 async function scrape(): Promise<void> {

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { Counter, register, Registry } from 'prom-client';
+import { Counter, type Histogram, register, Registry } from 'prom-client';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { BulkheadRejectedError, fallback, type Outcome, type Pipeline, pipeline, timeout, TimeoutError } from '../src/index.ts';
 import { DEFAULT_BUCKETS_SECONDS, type PrometheusMetrics, prometheusMetrics } from '../src/prometheus/index.ts';
@@ -261,6 +261,129 @@ describe('prometheusMetrics: calls and durations', () => {
   });
 });
 
+describe('prometheusMetrics: the duration histogram at scrape time', () => {
+  type Probe = Pipeline<unknown> & { record(outcome: 'success' | 'failure' | 'rejected', ms: number, count: number): Promise<void> };
+
+  /** An attached pipeline on a clock the test moves: `record` makes `count` calls of `ms` each. */
+  function probe(registry: Registry, name = 'p'): Probe {
+    let now = 0;
+    const clock = { now: () => now, schedule: () => undefined, cancel: () => {} };
+    const p = pipeline({ name, clock });
+    prometheusMetrics({ registry, buckets: [0.01, 0.1, 1] }).attach(p);
+    const settle = { success: null, failure: new Error('boom'), rejected: new BulkheadRejectedError(1, 0) };
+    return Object.assign(p, {
+      async record(outcome: keyof typeof settle, ms: number, count: number): Promise<void> {
+        const work = (): Promise<number> => {
+          now += ms;
+          return outcome === 'success' ? Promise.resolve(1) : Promise.reject(settle[outcome]);
+        };
+        for (let i = 0; i < count; i++) await p.execute(work).catch(() => {});
+      },
+    });
+  }
+
+  /**
+   * Watches the duration histogram's `observe()` calls: how many in all, the most
+   * in one turn of the event loop, and runs `afterFirst` once the first is made.
+   * Call `stop()` when the scrape is done.
+   */
+  function watchReplay(registry: Registry, afterFirst?: () => void) {
+    const histogram = registry.getSingleMetric('breakwater_call_duration_seconds') as Histogram<string>;
+    const observe = histogram.observe.bind(histogram) as (labels: object, v: number) => void;
+    const seen = { total: 0, mostInOneTurn: 0, stop: () => {} };
+    let inThisTurn = 0;
+    let watching = true;
+    const tick = (): void => {
+      inThisTurn = 0;
+      if (watching) setImmediate(tick);
+    };
+    setImmediate(tick);
+    seen.stop = () => (watching = false);
+    (histogram as unknown as { observe: (labels: object, v: number) => void }).observe = (labels, v) => {
+      seen.total++;
+      seen.mostInOneTurn = Math.max(seen.mostInOneTurn, ++inThisTurn);
+      if (seen.total === 1) afterFirst?.();
+      observe(labels, v);
+    };
+    return seen;
+  }
+
+  it('replays a large backlog exactly: every bucket, the count and the sum, a few thousand observations per turn', async () => {
+    const registry = new Registry();
+    const p = probe(registry);
+    await p.record('success', 3, 5_000); // le 0.01
+    await p.record('success', 10, 2_000); // exactly on 0.01
+    await p.record('success', 400, 3_000); // le 1
+    await p.record('success', 7_000, 1); // +Inf
+    await p.record('failure', 50, 1_234); // le 0.1
+    await p.record('rejected', 0, 9); // counted, never observed
+    const replay = watchReplay(registry);
+    const samples = await scrape(registry);
+    replay.stop();
+    expect(replay.total).toBe(11_235);
+    expect(replay.mostInOneTurn).toBeLessThanOrEqual(4_096); // I/O gets a turn between chunks
+    const bucket = (outcome: string, le: string) => value(samples, 'breakwater_call_duration_seconds_bucket', { pipeline: 'p', outcome, le });
+    expect([bucket('success', '0.01'), bucket('success', '0.1'), bucket('success', '1'), bucket('success', '+Inf')]).toEqual([7_000, 7_000, 10_000, 10_001]);
+    expect(value(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'p', outcome: 'success' })).toBe(10_001);
+    expect(value(samples, 'breakwater_call_duration_seconds_sum', { pipeline: 'p', outcome: 'success' })).toBeCloseTo(5_000 * 0.003 + 2_000 * 0.01 + 3_000 * 0.4 + 7, 6);
+    expect([bucket('failure', '0.01'), bucket('failure', '0.1'), bucket('failure', '+Inf')]).toEqual([0, 1_234, 1_234]);
+    expect(value(samples, 'breakwater_call_duration_seconds_sum', { pipeline: 'p', outcome: 'failure' })).toBeCloseTo(1_234 * 0.05, 6);
+    expect(value(samples, 'breakwater_calls_total', { pipeline: 'p', outcome: 'success' })).toBe(10_001);
+    expect(value(samples, 'breakwater_calls_total', { pipeline: 'p', outcome: 'rejected' })).toBe(9);
+    expect(select(samples, 'breakwater_call_duration_seconds_count', { outcome: 'rejected' })).toEqual([]);
+  });
+
+  it('keeps each replayed observation in its bucket when the durations of a bucket sit on its bounds', async () => {
+    const registry = new Registry();
+    const p = probe(registry);
+    await p.record('success', 100, 3); // exactly on 0.1
+    await p.record('success', 10.000001, 3); // just above 0.01
+    const samples = await scrape(registry);
+    const bucket = (le: string) => value(samples, 'breakwater_call_duration_seconds_bucket', { pipeline: 'p', outcome: 'success', le });
+    expect([bucket('0.01'), bucket('0.1'), bucket('1')]).toEqual([0, 6, 6]);
+  });
+
+  it('two overlapping scrapes never replay one observation twice', async () => {
+    const registry = new Registry();
+    const p = probe(registry);
+    await p.record('success', 3, 10_000);
+    const [a, b] = await Promise.all([scrape(registry), scrape(registry)]);
+    const count = (samples: typeof a) => value(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'p', outcome: 'success' });
+    expect(Math.max(count(a), count(b))).toBe(10_000);
+    expect(count(await scrape(registry))).toBe(10_000);
+  });
+
+  it('a pipeline detached while a scrape replays loses its series; the others are replayed in full', async () => {
+    const registry = new Registry();
+    const gone = probe(registry, 'gone');
+    const kept = probe(registry, 'kept');
+    await gone.record('success', 3, 6_000);
+    await kept.record('success', 3, 6_000);
+    const replay = watchReplay(registry, () => setImmediate(() => gone.dispose()));
+    const samples = await scrape(registry);
+    replay.stop();
+    expect(replay.total).toBeLessThan(12_000);
+    expect(select(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'gone' })).toEqual([]);
+    expect(select(samples, 'breakwater_call_duration_seconds_bucket', { pipeline: 'gone' })).toEqual([]);
+    expect(value(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'kept', outcome: 'success' })).toBe(6_000);
+  });
+
+  it('a registry reset while a scrape replays drops what was recorded before it', async () => {
+    const registry = new Registry();
+    const p = probe(registry);
+    await p.record('success', 3, 9_000);
+    const replay = watchReplay(registry, () => setImmediate(() => registry.resetMetrics()));
+    await registry.metrics();
+    replay.stop();
+    expect(replay.total).toBeLessThan(9_000);
+    await p.record('success', 3, 2);
+    const samples = await scrape(registry);
+    expect(value(samples, 'breakwater_call_duration_seconds_count', { pipeline: 'p', outcome: 'success' })).toBe(2);
+    expect(value(samples, 'breakwater_call_duration_seconds_bucket', { pipeline: 'p', outcome: 'success', le: '0.01' })).toBe(2);
+    expect(value(samples, 'breakwater_calls_total', { pipeline: 'p', outcome: 'success' })).toBe(2);
+  });
+});
+
 describe('prometheusMetrics: nested pipelines', () => {
   it('reports the policies of an unnamed nested pipeline under the outer name', async () => {
     const clock = new FakeClock();
@@ -310,11 +433,12 @@ describe('prometheusMetrics: sinks, detach and dispose', () => {
     expect((await registry.getMetricsAsJSON()).length).toBe(FAMILIES.length);
   });
 
-  it('reports a pipeline attached twice (same or another sink) once, until its last attachment goes', async () => {
+  it('reports a pipeline attached twice through one sink once, until its last attachment goes', async () => {
     const registry = new Registry();
+    const metrics = prometheusMetrics({ registry });
     const p = pipeline({ name: 'a' });
-    const d1 = prometheusMetrics({ registry }).attach(p);
-    const d2 = prometheusMetrics({ registry }).attach(p);
+    const d1 = metrics.attach(p);
+    const d2 = metrics.attach(pipeline({ name: 'outer' }, p)); // nested: held again
     await p.execute(() => 1);
     let samples = await scrape(registry);
     expect(value(samples, 'breakwater_calls_total', { pipeline: 'a', outcome: 'success' })).toBe(1);
@@ -325,6 +449,17 @@ describe('prometheusMetrics: sinks, detach and dispose', () => {
     d2();
     samples = await scrape(registry);
     expect(select(samples, 'breakwater_calls_total')).toEqual([]);
+  });
+
+  it('refuses a pipeline another sink with the same constant labels reports, until that sink lets it go', () => {
+    const registry = new Registry();
+    const p = pipeline({ name: 'a' });
+    const first = prometheusMetrics({ registry });
+    const detach = first.attach(p);
+    const second = prometheusMetrics({ registry });
+    expect(() => second.attach(p)).toThrow(/pipeline "a" is already reported on this registry by another sink with the same constant labels/);
+    detach();
+    expect(() => second.attach(p)).not.toThrow();
   });
 
   it('refuses two different pipelines with the same name on one registry, and allows it after a dispose', () => {
@@ -359,6 +494,17 @@ describe('prometheusMetrics: sinks, detach and dispose', () => {
     );
     expect(() => prometheusMetrics({ registry, buckets: [0.1, 1] })).not.toThrow();
     expect(() => prometheusMetrics({ registry, prefix: 'other_', buckets: [0.1, 2] })).not.toThrow();
+  });
+
+  it('refuses a second sink with other constant label names under the same prefix', () => {
+    const registry = new Registry();
+    prometheusMetrics({ registry, labels: { zone: 'x' } });
+    expect(() => prometheusMetrics({ registry, labels: { region: 'x' } })).toThrow(
+      /option "labels" must have the label names of the metrics already registered under prefix "breakwater_" on this registry \(\[zone\]\); received \[region\]/,
+    );
+    expect(() => prometheusMetrics({ registry })).toThrow(TypeError);
+    expect(() => prometheusMetrics({ registry, labels: { zone: 'y' } })).not.toThrow();
+    expect(() => prometheusMetrics({ registry, prefix: 'other_', labels: { region: 'x' } })).not.toThrow();
   });
 
   it('refuses a registry where the name is taken by a metric Breakwater did not register', () => {

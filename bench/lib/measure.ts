@@ -104,3 +104,26 @@ export async function nsPerCallBounded(fn: () => unknown, samples: number, batch
 export function boundedCalls(samples: number, batch: number): number {
   return samples * batch + 2;
 }
+
+/** Longest gap between event-loop turns while `task` runs, and its total duration, in ms. */
+export async function blockTime(task: () => Promise<unknown>): Promise<{ longestMs: number; totalMs: number }> {
+  let longest = 0;
+  let last = performance.now();
+  let running = true;
+  const probe = (): void => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+    if (running) setImmediate(probe);
+  };
+  setImmediate(probe);
+  await new Promise((resolve) => setImmediate(resolve));
+  last = performance.now();
+  const started = performance.now();
+  await task();
+  const totalMs = performance.now() - started;
+  const now = performance.now();
+  longest = Math.max(longest, now - last);
+  running = false;
+  return { longestMs: longest, totalMs };
+}

@@ -1,11 +1,11 @@
 /**
- * The metric families `breakwater/prometheus` registers on a prom-client
- * registry. They are not prom-client `Counter`s or `Histogram`s: each is a small
- * object with the shape prom-client's `Registry` reads (`name`, `help`, `type`,
- * `get()`), so calls only bump numbers in a `Float64Array` per pipeline and the
- * registry turns those numbers into series at scrape time. No prom-client code
- * runs on the hot path, and this module needs no runtime import of prom-client.
+ * The metric families `breakwater/prometheus` registers: prom-client `Counter`s,
+ * `Gauge`s and one `Histogram`, used only through prom-client's public API. Calls
+ * never reach them: a call adds to a `Float64Array` per pipeline, and each
+ * family's `collect()` brings prom-client up to date from those arrays (and from
+ * the breakers' and bulkheads' getters) when the registry is scraped.
  */
+import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Disposer } from '../core/events.ts';
 import type { BreakerLike, BulkheadLike, PipelineLike } from './policies.ts';
 
@@ -18,41 +18,27 @@ export const STATES = ['closed', 'open', 'half_open', 'isolated'] as const;
 
 // Layout of an entry's Float64Array.
 const CALLS = 0; // 6 outcomes
-const SUMS = 6; // 5 observed outcomes, in seconds
-const TRANSITIONS = 11; // 4 target states
-const BULKHEAD_REJECTIONS = 15;
-const RETRIES = 16;
-const BUDGET_EXHAUSTED = 17;
-const TIMEOUTS = 18;
-const FALLBACKS = 19;
-const BUCKETS = 20; // 5 observed outcomes × (bounds + 1), not cumulative
+const TRANSITIONS = 6; // 4 target states
+const BULKHEAD_REJECTIONS = 10;
+const RETRIES = 11;
+const BUDGET_EXHAUSTED = 12;
+const TIMEOUTS = 13;
+const FALLBACKS = 14;
+// Then, per observed outcome and bucket (bounds + 1 of them, not cumulative):
+// the number of observations, and after all of those, the sum of their seconds.
+const BUCKETS = 15;
+
+/** Slots of the per-pipeline counters, for the listeners. @internal */
+export const SLOTS = { BULKHEAD_REJECTIONS, RETRIES, BUDGET_EXHAUSTED, TIMEOUTS, FALLBACKS } as const;
+
+/**
+ * Observations replayed into the histogram per turn of the event loop (about a
+ * millisecond of work), so a scrape after a busy interval lets I/O in between.
+ */
+const REPLAY_CHUNK = 4_096;
 
 /** Label set of one series. */
 type Labels = Readonly<Record<string, string>>;
-
-const NO_LABELS: Labels = Object.freeze({});
-
-/** One value row in the shape prom-client's registry formats. */
-interface Row {
-  value: number;
-  labels: Labels;
-  sharedLabels?: Labels;
-  metricName?: string;
-}
-
-/** What prom-client's registry reads from a metric. */
-interface Snapshot {
-  name: string;
-  help: string;
-  type: 'counter' | 'gauge' | 'histogram';
-  values: Row[];
-  aggregator: 'sum';
-}
-
-/** Marks our families on a registry, across copies of the package. */
-export const GROUP = Symbol.for('breakwater.prometheus.group');
-/** Bumped when the layout of {@link Group} changes. */
-export const GROUP_VERSION = 1;
 
 function stateIndex(state: string): number {
   switch (state) {
@@ -73,6 +59,7 @@ function stateIndex(state: string): number {
 /** What one measured pipeline needs at attach time. @internal */
 export interface EntrySpec {
   readonly key: string;
+  readonly owner: object;
   readonly pipeline: PipelineLike;
   readonly constLabels: Labels;
   readonly breaker: BreakerLike | undefined;
@@ -90,62 +77,48 @@ export interface EntrySpec {
  */
 export class Entry {
   readonly key: string;
+  /** The sink that attached it. */
+  readonly owner: object;
   readonly pipeline: PipelineLike;
+  /** Counts since attach, written by calls and policy listeners. */
   readonly data: Float64Array;
+  /** The part of {@link data} prom-client has been given (same layout). */
+  readonly reported: Float64Array;
   readonly breaker: BreakerLike | undefined;
   readonly bulkhead: BulkheadLike | undefined;
   readonly hasRetry: boolean;
   readonly hasTimeout: boolean;
   readonly hasFallback: boolean;
-  /** `{ pipeline, ...constLabels }` */
-  readonly baseLabels: Labels;
+  /** `{ pipeline, ...constLabels }`, as the only element. */
+  readonly baseLabels: readonly Labels[];
   /** One label set per outcome, in {@link OUTCOMES} order. */
   readonly outcomeLabels: readonly Labels[];
   /** One label set per circuit state, for `circuit_state`. */
   readonly stateLabels: readonly Labels[];
   /** One label set per target state, for `circuit_transitions_total`. */
   readonly toLabels: readonly Labels[];
-  /** Full label sets of the histogram buckets (`le` included), built at the first scrape. */
-  #bucketLabels: Labels[] | undefined;
-  /** How many attachments hold this entry. */
+  /** How many attachments of its sink hold this entry. */
   holds = 0;
   removed = false;
   readonly disposers: Disposer[] = [];
 
   constructor(spec: EntrySpec, bucketCount: number) {
     this.key = spec.key;
+    this.owner = spec.owner;
     this.pipeline = spec.pipeline;
     this.breaker = spec.breaker;
     this.bulkhead = spec.bulkhead;
     this.hasRetry = spec.hasRetry;
     this.hasTimeout = spec.hasTimeout;
     this.hasFallback = spec.hasFallback;
-    this.data = new Float64Array(BUCKETS + OBSERVED * (bucketCount + 1));
-    const base = Object.freeze({ pipeline: spec.pipeline.name!, ...spec.constLabels });
-    this.baseLabels = base;
-    this.outcomeLabels = OUTCOMES.map((outcome) => Object.freeze({ pipeline: base.pipeline, outcome, ...spec.constLabels }));
-    this.stateLabels = STATES.map((state) => Object.freeze({ pipeline: base.pipeline, state, ...spec.constLabels }));
-    this.toLabels = STATES.map((to) => Object.freeze({ pipeline: base.pipeline, to, ...spec.constLabels }));
-  }
-
-  /**
-   * Label sets of the buckets, outcome by outcome, `le` included. Built once:
-   * prom-client formats a label object once and caches the text by identity.
-   */
-  bucketLabels(le: readonly string[]): Labels[] {
-    if (this.#bucketLabels === undefined) {
-      const sets: Labels[] = [];
-      for (let o = 0; o < OBSERVED; o++) {
-        for (const bound of le) sets.push(Object.freeze({ le: bound, ...this.outcomeLabels[o]! }));
-      }
-      this.#bucketLabels = sets;
-    }
-    return this.#bucketLabels;
-  }
-
-  /** The recorder of calls: counts each call and observes its duration. */
-  settledRecorder(bounds: Float64Array): SettledRecorder {
-    return new SettledRecorder(this.data, bounds);
+    this.data = new Float64Array(BUCKETS + 2 * OBSERVED * (bucketCount + 1));
+    this.reported = new Float64Array(this.data.length);
+    const pipeline = spec.pipeline.name!;
+    const labels = (extra: Record<string, string>): Labels => Object.freeze({ pipeline, ...extra, ...spec.constLabels });
+    this.baseLabels = [labels({})];
+    this.outcomeLabels = OUTCOMES.map((outcome) => labels({ outcome }));
+    this.stateLabels = STATES.map((state) => labels({ state }));
+    this.toLabels = STATES.map((to) => labels({ to }));
   }
 
   /** Returns a listener that adds one to slot `index`. */
@@ -166,293 +139,6 @@ export class Entry {
   }
 }
 
-/** Slots of the per-pipeline counters, for the listeners. @internal */
-export const SLOTS = { BULKHEAD_REJECTIONS, RETRIES, BUDGET_EXHAUSTED, TIMEOUTS, FALLBACKS } as const;
-
-type Emit = (entry: Entry, rows: Row[], splay: boolean) => void;
-
-function row(rows: Row[], value: number, labels: Labels, splay: boolean, metricName?: string): void {
-  // Text exposition: the whole label set goes in `sharedLabels`, which prom-client
-  // formats once per label object and caches. JSON (`get()`): plain label objects.
-  const r: Row = splay ? { value, labels: { ...labels } } : { value, labels: NO_LABELS, sharedLabels: labels };
-  if (metricName !== undefined) r.metricName = metricName;
-  rows.push(r);
-}
-
-/**
- * One metric family. prom-client's registry calls `getForPromString()` (text
- * exposition) or `get()` (JSON), reads `name`, `help`, `type`, and calls
- * `reset()` from `registry.resetMetrics()`.
- * @internal
- */
-export class Family {
-  /** The name prom-client reads; its OpenMetrics output strips `_total` from it in place. */
-  name: string;
-  /** The full name, as registered. */
-  readonly fullName: string;
-  readonly help: string;
-  readonly type: 'counter' | 'gauge' | 'histogram';
-  readonly aggregator = 'sum' as const;
-  readonly labelNames: readonly string[];
-  readonly [GROUP]: Group;
-  readonly #emit: Emit;
-  readonly #reset: (entry: Entry) => void;
-
-  constructor(
-    group: Group,
-    name: string,
-    help: string,
-    type: 'counter' | 'gauge' | 'histogram',
-    labelNames: readonly string[],
-    emit: Emit,
-    reset: (entry: Entry) => void,
-  ) {
-    this[GROUP] = group;
-    this.name = name;
-    this.fullName = name;
-    this.help = help;
-    this.type = type;
-    this.labelNames = labelNames;
-    this.#emit = emit;
-    this.#reset = reset;
-  }
-
-  #snapshot(splay: boolean): Snapshot {
-    const rows: Row[] = [];
-    for (const entry of this[GROUP].entries.values()) this.#emit(entry, rows, splay);
-    return { name: this.name, help: this.help, type: this.type, values: rows, aggregator: this.aggregator };
-  }
-
-  /**
-   * The current values, for prom-client's text exposition. Each family is read
-   * (and then formatted by prom-client) in its own turn of the event loop, so a
-   * large scrape lets I/O in between families instead of blocking all along.
-   */
-  getForPromString(): Promise<Snapshot> {
-    return new Promise((resolve, reject) => {
-      this[GROUP].later(() => {
-        try {
-          resolve(this.#snapshot(false));
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
-  }
-
-  /** The current values with plain label objects (`registry.getMetricsAsJSON()`, cluster aggregation). */
-  get(): Promise<Snapshot> {
-    return Promise.resolve(this.#snapshot(true));
-  }
-
-  /** `registry.resetMetrics()`: zeroes this family's counts (a counter reset, as Prometheus sees it). */
-  reset(): void {
-    for (const entry of this[GROUP].entries.values()) this.#reset(entry);
-  }
-}
-
-function zero(from: number, count: number): (entry: Entry) => void {
-  return (entry) => entry.data.fill(0, from, from + count);
-}
-
-const noop = (): void => {};
-
-/**
- * Every family under one prefix on one registry, and the pipelines they report.
- * Shared by all sinks created over that registry and prefix.
- * @internal
- */
-export class Group {
-  readonly version = GROUP_VERSION;
-  readonly prefix: string;
-  /** Histogram upper bounds in seconds, increasing, without +Inf. */
-  readonly bounds: Float64Array;
-  /** Measured pipelines by series key, in attach order. */
-  readonly entries = new Map<string, Entry>();
-  readonly families: readonly Family[];
-  readonly #tasks: (() => void)[] = [];
-  #scheduled = false;
-
-  /**
-   * Runs `task` on a later turn of the event loop, one task per turn: a
-   * `setImmediate` queued from a `setImmediate` callback waits for the next
-   * turn, so pending I/O is polled between two tasks.
-   */
-  later(task: () => void): void {
-    this.#tasks.push(task);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#runOne);
-    }
-  }
-
-  readonly #runOne = (): void => {
-    const task = this.#tasks.shift();
-    if (this.#tasks.length > 0) setImmediate(this.#runOne);
-    else this.#scheduled = false;
-    task?.();
-  };
-
-  constructor(prefix: string, bounds: Float64Array) {
-    this.prefix = prefix;
-    this.bounds = bounds;
-    const le = [...[...bounds].map(String), '+Inf'];
-    const width = bounds.length + 1;
-    const p = prefix;
-    const family = (
-      name: string,
-      help: string,
-      type: 'counter' | 'gauge' | 'histogram',
-      labelNames: string[],
-      emit: Emit,
-      reset: (entry: Entry) => void,
-    ): Family => new Family(this, p + name, help, type, labelNames, emit, reset);
-    const single =
-      (slot: number, present: (e: Entry) => boolean): Emit =>
-      (e, rows, splay) => {
-        if (present(e)) row(rows, e.data[slot]!, e.baseLabels, splay);
-      };
-    this.families = [
-      family(
-        'calls_total',
-        'Calls through a pipeline, by outcome (cancelled: the caller aborted).',
-        'counter',
-        ['pipeline', 'outcome'],
-        (e, rows, splay) => {
-          for (let o = 0; o < OUTCOMES.length; o++) row(rows, e.data[CALLS + o]!, e.outcomeLabels[o]!, splay);
-        },
-        zero(CALLS, OUTCOMES.length),
-      ),
-      family(
-        'call_duration_seconds',
-        'Duration of calls through a pipeline in seconds, by outcome; rejected calls are not observed.',
-        'histogram',
-        ['pipeline', 'outcome'],
-        (e, rows, splay) => {
-          const bucketName = `${p}call_duration_seconds_bucket`;
-          const sumName = `${p}call_duration_seconds_sum`;
-          const countName = `${p}call_duration_seconds_count`;
-          const data = e.data;
-          const bucketLabels = e.bucketLabels(le);
-          for (let o = 0; o < OBSERVED; o++) {
-            const labels = e.outcomeLabels[o]!;
-            const start = BUCKETS + o * width;
-            let total = 0;
-            for (let i = 0; i < width; i++) {
-              total += data[start + i]!;
-              row(rows, total, bucketLabels[o * width + i]!, splay, bucketName);
-            }
-            row(rows, data[SUMS + o]!, labels, splay, sumName);
-            row(rows, total, labels, splay, countName);
-          }
-        },
-        (e) => {
-          e.data.fill(0, SUMS, SUMS + OBSERVED);
-          e.data.fill(0, BUCKETS);
-        },
-      ),
-      family(
-        'circuit_state',
-        'Circuit breaker state, one-hot: 1 for the current state, 0 for the others.',
-        'gauge',
-        ['pipeline', 'state'],
-        (e, rows, splay) => {
-          if (e.breaker === undefined) return;
-          const current = stateIndex(e.breaker.state);
-          for (let s = 0; s < STATES.length; s++) row(rows, s === current ? 1 : 0, e.stateLabels[s]!, splay);
-        },
-        noop,
-      ),
-      family(
-        'circuit_transitions_total',
-        'Circuit breaker state changes, by the state entered.',
-        'counter',
-        ['pipeline', 'to'],
-        (e, rows, splay) => {
-          if (e.breaker === undefined) return;
-          for (let s = 0; s < STATES.length; s++) row(rows, e.data[TRANSITIONS + s]!, e.toLabels[s]!, splay);
-        },
-        zero(TRANSITIONS, STATES.length),
-      ),
-      family(
-        'bulkhead_active',
-        'Calls holding a bulkhead slot.',
-        'gauge',
-        ['pipeline'],
-        (e, rows, splay) => {
-          if (e.bulkhead !== undefined) row(rows, e.bulkhead.active, e.baseLabels, splay);
-        },
-        noop,
-      ),
-      family(
-        'bulkhead_queued',
-        'Calls waiting in a bulkhead queue.',
-        'gauge',
-        ['pipeline'],
-        (e, rows, splay) => {
-          if (e.bulkhead !== undefined) row(rows, e.bulkhead.queued, e.baseLabels, splay);
-        },
-        noop,
-      ),
-      family(
-        'bulkhead_rejections_total',
-        'Calls a bulkhead refused (full, or queue wait timed out).',
-        'counter',
-        ['pipeline'],
-        single(BULKHEAD_REJECTIONS, (e) => e.bulkhead !== undefined),
-        zero(BULKHEAD_REJECTIONS, 1),
-      ),
-      family(
-        'retries_total',
-        'Retries (attempts after the first) made by retry policies.',
-        'counter',
-        ['pipeline'],
-        single(RETRIES, (e) => e.hasRetry),
-        zero(RETRIES, 1),
-      ),
-      family(
-        'retry_budget_exhausted_total',
-        'Retries refused because the retry budget was spent.',
-        'counter',
-        ['pipeline'],
-        single(BUDGET_EXHAUSTED, (e) => e.hasRetry),
-        zero(BUDGET_EXHAUSTED, 1),
-      ),
-      family(
-        'timeouts_total',
-        'Deadlines that expired in timeout policies (per attempt when inside a retry).',
-        'counter',
-        ['pipeline'],
-        single(TIMEOUTS, (e) => e.hasTimeout),
-        zero(TIMEOUTS, 1),
-      ),
-      family(
-        'fallbacks_total',
-        'Errors replaced by a fallback value.',
-        'counter',
-        ['pipeline'],
-        single(FALLBACKS, (e) => e.hasFallback),
-        zero(FALLBACKS, 1),
-      ),
-    ];
-  }
-}
-
-/** The metric names under `prefix`, in registration order. @internal */
-export const FAMILY_SUFFIXES = [
-  'calls_total',
-  'call_duration_seconds',
-  'circuit_state',
-  'circuit_transitions_total',
-  'bulkhead_active',
-  'bulkhead_queued',
-  'bulkhead_rejections_total',
-  'retries_total',
-  'retry_budget_exhausted_total',
-  'timeouts_total',
-  'fallbacks_total',
-] as const;
-
 /**
  * Counts calls by outcome and observes their durations in one pipeline's
  * `Float64Array`. A pipeline from this copy of Breakwater calls `record`
@@ -463,11 +149,14 @@ export class SettledRecorder {
   readonly #data: Float64Array;
   readonly #bounds: Float64Array;
   readonly #width: number;
+  /** Distance from a bucket's count to its sum. */
+  readonly #sums: number;
 
   constructor(data: Float64Array, bounds: Float64Array) {
     this.#data = data;
     this.#bounds = bounds;
     this.#width = bounds.length + 1;
+    this.#sums = OBSERVED * this.#width;
   }
 
   record(outcome: string, durationMs: number): void {
@@ -498,11 +187,359 @@ export class SettledRecorder {
     data[CALLS + o]!++;
     let seconds = durationMs / 1000;
     if (!(seconds >= 0)) seconds = 0; // NaN or a clock that went backwards
-    data[SUMS + o]! += seconds;
     const bounds = this.#bounds;
     const boundCount = bounds.length;
     let i = 0;
     while (i < boundCount && seconds > bounds[i]!) i++;
-    data[BUCKETS + o * this.#width + i]!++;
+    const bucket = BUCKETS + o * this.#width + i;
+    data[bucket]!++;
+    data[bucket + this.#sums]! += seconds;
+  }
+}
+
+/**
+ * One registered family. Besides prom-client's own members each has `fullName`
+ * (the registered name: prom-client's OpenMetrics output renames counters in
+ * place), `start(entry)`, which creates an entry's series at 0, and
+ * `drop(entry)`, which removes them.
+ */
+export type Family = CounterFamily | GaugeFamily | DurationHistogram;
+
+/** The group of `metric` when it is a family of this copy of Breakwater. @internal */
+export function groupOf(metric: unknown): Group | undefined {
+  return metric instanceof CounterFamily || metric instanceof GaugeFamily || metric instanceof DurationHistogram ? metric.group : undefined;
+}
+
+/** The label sets of an entry in one family, or `undefined` when it lacks the policy. */
+type Series = (entry: Entry) => readonly Labels[] | undefined;
+
+function dropSeries(metric: { remove(labels: Labels): void }, series: Series, entry: Entry): void {
+  for (const labels of series(entry) ?? []) metric.remove(labels);
+}
+
+/**
+ * A counter family: the label sets of `series(entry)` count slots `from`,
+ * `from + 1`, … of each entry. A scrape adds what was counted since the last one.
+ */
+class CounterFamily extends Counter<string> {
+  readonly fullName: string;
+  readonly group: Group;
+  readonly from: number;
+  readonly series: Series;
+
+  constructor(group: Group, name: string, help: string, labelNames: string[], from: number, series: Series) {
+    super({
+      name,
+      help,
+      labelNames,
+      registers: [],
+      async collect(this: Counter<string>) {
+        await group.turn();
+        (this as CounterFamily).#catchUp();
+      },
+    });
+    this.fullName = name;
+    this.group = group;
+    this.from = from;
+    this.series = series;
+  }
+
+  #catchUp(): void {
+    for (const entry of this.group.entries.values()) {
+      const sets = this.series(entry);
+      if (sets === undefined) continue;
+      const { data, reported } = entry;
+      for (let k = 0; k < sets.length; k++) {
+        const slot = this.from + k;
+        const delta = data[slot]! - reported[slot]!;
+        if (delta > 0) {
+          this.inc(sets[k]!, delta);
+          reported[slot] = data[slot]!;
+        }
+      }
+    }
+  }
+
+  start(entry: Entry): void {
+    for (const labels of this.series(entry) ?? []) this.inc(labels, 0);
+  }
+
+  drop(entry: Entry): void {
+    dropSeries(this, this.series, entry);
+  }
+
+  /**
+   * `registry.resetMetrics()`: prom-client forgets the values; what was counted
+   * so far counts as reported, and every series starts again at 0.
+   */
+  override reset(): void {
+    super.reset();
+    // prom-client's constructor calls reset() before this class's fields exist.
+    if (this.group === undefined) return;
+    for (const entry of this.group.entries.values()) {
+      const sets = this.series(entry);
+      if (sets === undefined) continue;
+      entry.reported.set(entry.data.subarray(this.from, this.from + sets.length), this.from);
+      this.start(entry);
+    }
+  }
+}
+
+/** A gauge family: `read(entry)` gives the values of `series(entry)`, in order, at scrape time. */
+class GaugeFamily extends Gauge<string> {
+  readonly fullName: string;
+  readonly group: Group;
+  readonly series: Series;
+
+  constructor(group: Group, name: string, help: string, labelNames: string[], series: Series, read: (entry: Entry) => readonly number[]) {
+    super({
+      name,
+      help,
+      labelNames,
+      registers: [],
+      async collect(this: Gauge<string>) {
+        await group.turn();
+        for (const entry of group.entries.values()) {
+          const sets = series(entry);
+          if (sets === undefined) continue;
+          const values = read(entry);
+          for (let k = 0; k < sets.length; k++) this.set(sets[k]!, values[k]!);
+        }
+      },
+    });
+    this.fullName = name;
+    this.group = group;
+    this.series = series;
+  }
+
+  start(): void {
+    // Set at every scrape.
+  }
+
+  drop(entry: Entry): void {
+    dropSeries(this, this.series, entry);
+  }
+}
+
+/**
+ * `call_duration_seconds`. prom-client's public `Histogram` API adds one
+ * observation per `observe()` call and has no way to set a count, so a scrape
+ * replays the observations made since the last one: for each bucket, as many
+ * observations as calls landed in it, each of the mean of their durations. That
+ * mean lies in the bucket, so every bucket count, the count and the sum come out
+ * as if each call had been observed (the sum up to floating-point rounding).
+ */
+class DurationHistogram extends Histogram<string> {
+  readonly fullName: string;
+  readonly group: Group;
+  /** Distance from a bucket's count to its sum in an entry's array. */
+  readonly sums: number;
+
+  constructor(group: Group, name: string, help: string, labelNames: string[]) {
+    super({
+      name,
+      help,
+      labelNames,
+      buckets: [...group.bounds],
+      registers: [],
+      async collect(this: Histogram<string>) {
+        await group.turn();
+        await (this as DurationHistogram).#catchUp();
+      },
+    });
+    this.fullName = name;
+    this.group = group;
+    this.sums = OBSERVED * (group.bounds.length + 1);
+  }
+
+  /**
+   * Replays what was observed before the scrape began, {@link REPLAY_CHUNK}
+   * observations per turn of the event loop. Each chunk reads the arrays afresh,
+   * so a pipeline detached or a registry reset in between is simply seen as it
+   * now is, and two overlapping scrapes never replay one observation twice.
+   */
+  async #catchUp(): Promise<void> {
+    let left = this.#pending();
+    while (left > 0) {
+      const done = this.#replay(Math.min(left, REPLAY_CHUNK));
+      left -= done;
+      if (done === 0 || left === 0) return;
+      await this.group.turn();
+    }
+  }
+
+  /** Observations recorded and not yet replayed, over every entry. */
+  #pending(): number {
+    let pending = 0;
+    for (const { data, reported } of this.group.entries.values()) {
+      for (let k = BUCKETS; k < BUCKETS + this.sums; k++) pending += data[k]! - reported[k]!;
+    }
+    return pending;
+  }
+
+  /** Replays up to `limit` observations; returns how many it replayed. */
+  #replay(limit: number): number {
+    const bounds = this.group.bounds;
+    const width = bounds.length + 1;
+    let done = 0;
+    for (const entry of this.group.entries.values()) {
+      const { data, reported } = entry;
+      for (let o = 0; o < OBSERVED; o++) {
+        const labels = entry.outcomeLabels[o]!;
+        for (let i = 0; i < width; i++) {
+          const k = BUCKETS + o * width + i;
+          const pending = data[k]! - reported[k]!;
+          if (pending === 0) continue;
+          const take = Math.min(pending, limit - done);
+          const mean = inBucket((data[k + this.sums]! - reported[k + this.sums]!) / pending, bounds, i);
+          reported[k] = reported[k]! + take;
+          reported[k + this.sums] = take === pending ? data[k + this.sums]! : reported[k + this.sums]! + take * mean;
+          for (let n = 0; n < take; n++) this.observe(labels, mean);
+          done += take;
+          if (done === limit) return done;
+        }
+      }
+    }
+    return done;
+  }
+
+  start(entry: Entry): void {
+    for (let o = 0; o < OBSERVED; o++) this.zero(entry.outcomeLabels[o]!);
+  }
+
+  drop(entry: Entry): void {
+    for (let o = 0; o < OBSERVED; o++) this.remove(entry.outcomeLabels[o]!);
+  }
+
+  /** `registry.resetMetrics()`: as for the counters, what was observed so far counts as reported. */
+  override reset(): void {
+    super.reset();
+    if (this.group === undefined) return;
+    for (const entry of this.group.entries.values()) {
+      entry.reported.set(entry.data.subarray(BUCKETS), BUCKETS);
+      this.start(entry);
+    }
+  }
+}
+
+/**
+ * Keeps a bucket's mean inside the bucket (`(bounds[i - 1], bounds[i]]`, the
+ * first from 0), which rounding of the sums could otherwise nudge across a bound.
+ */
+function inBucket(mean: number, bounds: Float64Array, i: number): number {
+  const upper = i < bounds.length ? bounds[i]! : Infinity;
+  const lower = i > 0 ? bounds[i - 1]! : 0;
+  if (mean > upper) return upper;
+  if (i === 0) return mean > 0 ? mean : 0;
+  return mean > lower ? mean : lower + lower * Number.EPSILON;
+}
+
+/** The metric names under a prefix, in registration order. @internal */
+export const FAMILY_SUFFIXES = [
+  'calls_total',
+  'call_duration_seconds',
+  'circuit_state',
+  'circuit_transitions_total',
+  'bulkhead_active',
+  'bulkhead_queued',
+  'bulkhead_rejections_total',
+  'retries_total',
+  'retry_budget_exhausted_total',
+  'timeouts_total',
+  'fallbacks_total',
+] as const;
+
+/**
+ * Every family under one prefix on one registry, and the pipelines they report.
+ * Shared by all sinks of this copy of Breakwater over that registry and prefix.
+ * @internal
+ */
+export class Group {
+  /** Histogram upper bounds in seconds, increasing, without +Inf. */
+  readonly bounds: Float64Array;
+  /** Names of the constant labels every series of this group carries, sorted. */
+  readonly constLabelNames: readonly string[];
+  /** Measured pipelines by series key, in attach order. */
+  readonly entries = new Map<string, Entry>();
+  readonly families: readonly Family[];
+  readonly #waiting: (() => void)[] = [];
+
+  /**
+   * Resolves on a later turn of the event loop, one caller per turn, in call
+   * order: a `setImmediate` queued from a `setImmediate` callback waits for the
+   * next turn, so pending I/O is polled in between. Each family catches up (and
+   * prom-client then formats it) in a turn of its own, so a large scrape never
+   * blocks the event loop for all its series at once.
+   */
+  turn(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#waiting.push(resolve) === 1) setImmediate(this.#next);
+    });
+  }
+
+  readonly #next = (): void => {
+    const resolve = this.#waiting.shift()!;
+    if (this.#waiting.length > 0) setImmediate(this.#next);
+    resolve();
+  };
+
+  constructor(prefix: string, bounds: Float64Array, constLabelNames: readonly string[]) {
+    this.bounds = bounds;
+    this.constLabelNames = constLabelNames;
+    const names = (extra?: string): string[] => ['pipeline', ...(extra === undefined ? [] : [extra]), ...constLabelNames];
+    const counter = (suffix: string, help: string, from: number, extra: string | undefined, series: Series): Family =>
+      new CounterFamily(this, prefix + suffix, help, names(extra), from, series);
+    const single = (suffix: string, help: string, from: number, present: (e: Entry) => boolean): Family =>
+      counter(suffix, help, from, undefined, (e) => (present(e) ? e.baseLabels : undefined));
+    const occupancy = (suffix: string, help: string, read: (b: BulkheadLike) => number): Family =>
+      new GaugeFamily(this, prefix + suffix, help, names(), (e) => (e.bulkhead ? e.baseLabels : undefined), (e) => [read(e.bulkhead!)]);
+    this.families = [
+      counter('calls_total', 'Calls through a pipeline, by outcome (cancelled: the caller aborted).', CALLS, 'outcome', (e) => e.outcomeLabels),
+      new DurationHistogram(
+        this,
+        `${prefix}call_duration_seconds`,
+        'Duration of calls through a pipeline in seconds, by outcome; rejected calls are not observed.',
+        names('outcome'),
+      ),
+      new GaugeFamily(
+        this,
+        `${prefix}circuit_state`,
+        'Circuit breaker state, one-hot: 1 for the current state, 0 for the others.',
+        names('state'),
+        (e) => (e.breaker ? e.stateLabels : undefined),
+        (e) => {
+          const current = stateIndex(e.breaker!.state);
+          return STATES.map((_, s) => (s === current ? 1 : 0));
+        },
+      ),
+      counter('circuit_transitions_total', 'Circuit breaker state changes, by the state entered.', TRANSITIONS, 'to', (e) =>
+        e.breaker ? e.toLabels : undefined,
+      ),
+      occupancy('bulkhead_active', 'Calls holding a bulkhead slot.', (b) => b.active),
+      occupancy('bulkhead_queued', 'Calls waiting in a bulkhead queue.', (b) => b.queued),
+      single('bulkhead_rejections_total', 'Calls a bulkhead refused (full, or queue wait timed out).', BULKHEAD_REJECTIONS, (e) => e.bulkhead !== undefined),
+      single('retries_total', 'Retries (attempts after the first) made by retry policies.', RETRIES, (e) => e.hasRetry),
+      single('retry_budget_exhausted_total', 'Retries refused because the retry budget was spent.', BUDGET_EXHAUSTED, (e) => e.hasRetry),
+      single('timeouts_total', 'Deadlines that expired in timeout policies (per attempt when inside a retry).', TIMEOUTS, (e) => e.hasTimeout),
+      single('fallbacks_total', 'Errors replaced by a fallback value.', FALLBACKS, (e) => e.hasFallback),
+    ];
+  }
+
+  /** The recorder of an entry's calls: counts each call and its duration. */
+  recorder(entry: Entry): SettledRecorder {
+    return new SettledRecorder(entry.data, this.bounds);
+  }
+
+  /** Starts reporting `entry`: its series appear at 0. */
+  add(entry: Entry): void {
+    this.entries.set(entry.key, entry);
+    for (const family of this.families) family.start(entry);
+  }
+
+  /** Stops reporting `entry` and removes its series. */
+  delete(entry: Entry): void {
+    if (this.entries.get(entry.key) !== entry) return;
+    this.entries.delete(entry.key);
+    for (const family of this.families) family.drop(entry);
   }
 }

@@ -1,8 +1,8 @@
 /**
  * `breakwater/prometheus`: Prometheus metrics for Breakwater pipelines, through
- * the service's own prom-client registry (prom-client >= 15, an optional peer
- * dependency). See docs/metrics.md for every metric, its labels and useful
- * PromQL.
+ * the service's own prom-client registry (prom-client 15, an optional peer
+ * dependency, used through its public API only). See docs/metrics.md for every
+ * metric, its labels and useful PromQL.
  *
  * ```ts
  * import { Registry } from 'prom-client';

@@ -1,20 +1,20 @@
+import type { Metric } from 'prom-client';
 import type { Disposer } from '../core/events.ts';
 import { PIPELINE_NAME, Pipeline } from '../core/pipeline.ts';
 import { checkOptions, received, satisfies } from '../core/validate.ts';
-import { Entry, FAMILY_SUFFIXES, type Family, GROUP, GROUP_VERSION, Group, SLOTS } from './families.ts';
+import { Entry, FAMILY_SUFFIXES, Group, groupOf, SLOTS } from './families.ts';
 import { isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
 
 /**
- * The part of a prom-client `Registry` the sink uses. Pass your service's own
+ * The part of a prom-client `Registry` the sink uses: pass your service's own
  * `new Registry()` (or `register`, prom-client's global registry, if that is the
- * one you serve): prom-client is never imported by Breakwater at run time, so
- * the copy your service uses is the one that formats the metrics.
+ * one you serve).
  */
 export interface MetricsRegistry {
   /** prom-client's `registry.registerMetric(metric)`. */
-  registerMetric(metric: never): void;
+  registerMetric(metric: Metric): void;
   /** prom-client's `registry.getSingleMetric(name)`. */
-  getSingleMetric(name: string): unknown;
+  getSingleMetric(name: string): Metric | undefined;
 }
 
 /** Options of {@link prometheusMetrics}. */
@@ -95,23 +95,20 @@ function checkLabels(owner: string, key: string, value: unknown): void {
 
 const OWNER = 'prometheusMetrics';
 
-/** Finds the families already registered under `prefix`, or registers new ones. */
-function groupFor(registry: MetricsRegistry, prefix: string, bounds: Float64Array): Group {
+/**
+ * Finds the families this copy of Breakwater registered under `prefix` on
+ * `registry`, or registers new ones.
+ */
+function groupFor(registry: MetricsRegistry, prefix: string, bounds: Float64Array, constLabelNames: readonly string[]): Group {
   let group: Group | undefined;
   for (const suffix of FAMILY_SUFFIXES) {
-    const existing = registry.getSingleMetric(prefix + suffix) as Partial<Family> | undefined;
+    const existing = registry.getSingleMetric(prefix + suffix);
     if (existing === undefined || existing === null) continue;
-    const candidate = (existing as Record<PropertyKey, unknown>)[GROUP] as Group | undefined;
+    const candidate = groupOf(existing);
     if (candidate === undefined) {
       throw new Error(
-        `${OWNER}: the registry already has a metric named "${prefix + suffix}" that Breakwater did not register; ` +
-          'choose another "prefix" or remove that metric',
-      );
-    }
-    if (candidate.version !== GROUP_VERSION) {
-      throw new Error(
-        `${OWNER}: the metrics under prefix "${prefix}" were registered by an incompatible copy of breakwater/prometheus; ` +
-          'load a single version of Breakwater, or use another "prefix"',
+        `${OWNER}: the registry already has a metric named "${prefix + suffix}" that Breakwater did not register ` +
+          '(or that another copy of breakwater/prometheus registered); choose another "prefix" or remove that metric',
       );
     }
     if (group !== undefined && group !== candidate) {
@@ -119,20 +116,26 @@ function groupFor(registry: MetricsRegistry, prefix: string, bounds: Float64Arra
     }
     group = candidate;
   }
-  if (group === undefined) group = new Group(prefix, bounds);
-  else if (group.bounds.length !== bounds.length || group.bounds.some((b, i) => b !== bounds[i])) {
-    throw new TypeError(
-      `${OWNER}: option "buckets" must match the buckets of the metrics already registered under prefix "${prefix}" on this registry ` +
-        `([${[...group.bounds].join(', ')}]); received [${[...bounds].join(', ')}]`,
-    );
-  }
-  // (Re-)register every family: a no-op for those already there, and a repair
-  // after someone removed one of them from the registry.
-  for (const family of group.families) {
-    if (registry.getSingleMetric(family.fullName) !== family) {
-      family.name = family.fullName;
-      registry.registerMetric(family as never);
+  if (group === undefined) group = new Group(prefix, bounds, constLabelNames);
+  else {
+    const registered = `already registered under prefix "${prefix}" on this registry`;
+    if (group.bounds.length !== bounds.length || group.bounds.some((b, i) => b !== bounds[i])) {
+      throw new TypeError(
+        `${OWNER}: option "buckets" must match the buckets of the metrics ${registered} ` +
+          `([${[...group.bounds].join(', ')}]); received [${[...bounds].join(', ')}]`,
+      );
     }
+    if (group.constLabelNames.join() !== constLabelNames.join()) {
+      throw new TypeError(
+        `${OWNER}: option "labels" must have the label names of the metrics ${registered} ` +
+          `([${group.constLabelNames.join(', ')}]); received [${constLabelNames.join(', ')}]`,
+      );
+    }
+  }
+  // Register every family: a no-op for those already there, and a repair after
+  // someone removed one of them from the registry.
+  for (const family of group.families) {
+    if (registry.getSingleMetric(family.fullName) !== family) registry.registerMetric(family);
   }
   return group;
 }
@@ -154,17 +157,18 @@ export class PrometheusMetrics {
   constructor(registry: MetricsRegistry, prefix: string, bounds: Float64Array, labels: Readonly<Record<string, string>>) {
     this.prefix = prefix;
     this.labels = labels;
-    this.#labelsKey = JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    this.#group = groupFor(registry, prefix, bounds);
+    const sorted = Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    this.#labelsKey = JSON.stringify(sorted);
+    this.#group = groupFor(registry, prefix, bounds, sorted.map(([name]) => name));
   }
 
   /**
    * Reports `pipelines` (each must have a `name`: it becomes the `pipeline`
    * label) and every named pipeline nested in them, until the returned disposer
    * is called or the pipeline is disposed (`pipeline.dispose()`), which removes
-   * its series. Attaching a pipeline that is already reported on this registry
-   * (by this sink or another) reports it once; its series stay until every
-   * attachment holding it is disposed.
+   * its series. A pipeline attached more than once through this sink (directly
+   * or nested in another) is reported once, until the last attachment holding it
+   * is disposed; another sink with the same constant labels cannot report it too.
    */
   attach(...pipelines: PipelineLike[]): Disposer {
     const where = `${OWNER}.attach`;
@@ -214,11 +218,18 @@ export class PrometheusMetrics {
       );
     }
     const key = `${name}\u0000${this.#labelsKey}`;
-    const other = this.#group.entries.get(key)?.pipeline ?? planned.get(key);
+    const reported = this.#group.entries.get(key);
+    const other = reported?.pipeline ?? planned.get(key);
     if (other !== undefined && other !== unit.pipeline) {
       throw new TypeError(
         `${where}: another pipeline named "${name}" is already reported on this registry; ` +
           'pipeline names must be unique per registry: dispose the other pipeline (pipeline.dispose()) or give this one another name',
+      );
+    }
+    if (reported !== undefined && reported.owner !== this) {
+      throw new TypeError(
+        `${where}: pipeline "${name}" is already reported on this registry by another sink with the same constant labels; ` +
+          'attach it through one sink only',
       );
     }
     planned.set(key, unit.pipeline);
@@ -261,6 +272,7 @@ export class PrometheusMetrics {
       entry = new Entry(
         {
           key,
+          owner: this,
           pipeline: unit.pipeline,
           constLabels: this.labels,
           breaker: unit.breakers[0],
@@ -273,7 +285,7 @@ export class PrometheusMetrics {
       );
       const d = entry.disposers;
       try {
-        const recorder = entry.settledRecorder(group.bounds);
+        const recorder = group.recorder(entry);
         // A pipeline from this copy of Breakwater takes the recorder directly (no
         // event object per call); any other pipeline-like reports through onSettled.
         if (unit.pipeline instanceof Pipeline) d.push(unit.pipeline._record(recorder));
@@ -287,14 +299,14 @@ export class PrometheusMetrics {
         for (const t of unit.timeouts) on(t.onTimeout, entry.counter(SLOTS.TIMEOUTS), d);
         for (const f of unit.fallbacks) on(f.onFallback, entry.counter(SLOTS.FALLBACKS), d);
         const created = entry;
-        // A disposed pipeline's series go, whoever holds them.
+        // A disposed pipeline's series go, however many attachments hold them.
         on(unit.pipeline.onDispose, () => this.#remove(created), d);
       } catch (error) {
         // A policy refused a listener (a disposed fromOpossum adapter, say): undo.
         for (const dispose of d) dispose();
         throw error;
       }
-      group.entries.set(key, entry);
+      group.add(entry);
     }
     entry.holds++;
     return entry;
@@ -309,7 +321,7 @@ export class PrometheusMetrics {
     if (entry.removed) return;
     entry.removed = true;
     for (const d of entry.disposers) d();
-    if (this.#group.entries.get(entry.key) === entry) this.#group.entries.delete(entry.key);
+    this.#group.delete(entry);
   }
 }
 
@@ -322,8 +334,9 @@ export class PrometheusMetrics {
  * metrics.attach(pipeline({ name: 'auth' }, retry(), timeout({ ms: 500 })));
  * ```
  *
- * Calls only bump numbers; prom-client reads them when the registry is scraped.
- * A second sink over the same registry and prefix reuses the registered metrics.
+ * Calls only bump numbers; the metrics catch up with them when the registry is
+ * scraped. A second sink over the same registry and prefix reuses the
+ * registered metrics.
  */
 export function prometheusMetrics(options: PrometheusMetricsOptions): PrometheusMetrics {
   const checked = checkOptions<PrometheusMetricsOptions>(
