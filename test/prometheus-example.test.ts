@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExposition, value } from './prometheus-helpers.ts';
+import { parseExposition, select, value } from './prometheus-helpers.ts';
 
 const server = fileURLToPath(new URL('../examples/metrics-server/server.ts', import.meta.url));
 
@@ -58,7 +58,9 @@ describe('examples/metrics-server', () => {
     expect(value(samples, 'breakwater_calls_total', { pipeline: 'inventory', outcome: 'fallback' })).toBe(1);
     expect(value(samples, 'breakwater_calls_total', { pipeline: 'pricing', outcome: 'success' })).toBe(2);
     expect(value(samples, 'breakwater_circuit_state', { pipeline: 'inventory', state: 'closed' })).toBe(1);
-    expect(value(samples, 'breakwater_fallbacks_total', { pipeline: 'inventory' })).toBe(1);
+    const fallbacks = select(samples, 'breakwater_fallbacks_total', { pipeline: 'inventory' });
+    expect(fallbacks.map((s) => s.labels.cause).sort()).toEqual(['bulkhead_full', 'circuit_open', 'failure', 'rejected', 'timeout']);
+    expect(fallbacks.reduce((sum, s) => sum + s.value, 0)).toBe(1);
 
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);

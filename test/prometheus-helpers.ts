@@ -61,4 +61,9 @@ export const FAMILIES = [
   'retry_budget_exhausted_total',
   'timeouts_total',
   'fallbacks_total',
+  'circuit_rejections_total',
+  'hedges_total',
+  'hedge_wins_total',
+  'hedge_budget_exhausted_total',
+  'chaos_injections_total',
 ];

@@ -260,7 +260,7 @@ describe('retry metrics', () => {
     const samples = await scrape(registry);
     expect(value(samples, 'breakwater_timeouts_total', { pipeline: 'profile' })).toBe(2); // two attempts timed out
     expect(value(samples, 'breakwater_retries_total', { pipeline: 'profile' })).toBe(1);
-    expect(value(samples, 'breakwater_fallbacks_total', { pipeline: 'profile' })).toBe(1);
+    expect(value(samples, 'breakwater_fallbacks_total', { pipeline: 'profile', cause: 'timeout' })).toBe(1);
     expect(value(samples, 'breakwater_calls_total', { pipeline: 'profile', outcome: 'fallback' })).toBe(1);
   });
 });

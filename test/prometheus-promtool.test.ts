@@ -15,11 +15,13 @@ import {
   circuitBreaker,
   constant,
   fallback,
+  hedge,
   pipeline,
   retry,
   retryBudget,
   timeout,
 } from '../src/index.ts';
+import { chaos } from '../src/chaos/index.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { delayed, never, track } from './helpers.ts';
@@ -58,6 +60,12 @@ async function busyRegistry(): Promise<Registry> {
   );
   prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(auth);
   prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(payments);
+  const search = pipeline(
+    { name: 'search', clock },
+    hedge({ delayMs: 5, maxExtraLoad: 1, clock }),
+    chaos({ kind: 'latency', ms: 1, injectionRate: 1, enabled: true, clock }),
+  );
+  prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(search);
 
   const controller = new AbortController();
   const calls = [
@@ -79,6 +87,8 @@ async function busyRegistry(): Promise<Registry> {
   calls.push(track(payments.execute(() => never()))); // timeout
   calls.push(track(payments.execute(() => 'ok'))); // success
   calls.push(track(payments.execute(() => Promise.reject(new Error('db down'))))); // failure
+  calls.push(track(search.execute(({ attempt }) => delayed(clock, attempt === 1 ? 50 : 1, 'hedged')))); // a hedge wins
+  calls.push(track(search.execute(({ signal }) => delayed(clock, 20, 'no budget', signal)))); // a hedge due, refused by the budget
   await clock.advance(100);
   expect(calls.every((c) => c.status !== 'pending')).toBe(true);
   return registry;
@@ -118,7 +128,7 @@ describe.skipIf(skip)('promtool', () => {
 
   it('check rules: docs/prometheus/alerts.yml is valid', () => {
     const result = promtool(['check', 'rules', 'docs/prometheus/alerts.yml']);
-    expect(result.output).toContain('SUCCESS: 4 rules found');
+    expect(result.output).toContain('SUCCESS: 7 rules found');
     expect(result.status).toBe(0);
   });
 

@@ -23,12 +23,14 @@ import {
   circuitBreaker,
   constant,
   fallback,
+  hedge,
   pipeline,
   retry,
   retryBudget,
   timeout,
   type Pipeline,
 } from '../src/index.ts';
+import { chaos } from '../src/chaos/index.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { prometheusTools } from './prometheus-tools.ts';
 
@@ -158,7 +160,24 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     );
     // profile: half of the calls run past a 5 ms deadline; retried once.
     const profile = pipeline({ name: 'profile' }, retry({ maxAttempts: 2, backoff: constant({ ms: 1 }) }), timeout({ ms: 5 }));
-    metrics.attach(inventory, search, payments, profile);
+    // auth: the README's pipeline, fallback outermost, during a complete outage of its
+    // dependency: every call is answered by the fallback, none ends in failure, and the
+    // documented error ratio and the fallback alert must still see the outage.
+    const auth = pipeline(
+      { name: 'auth' },
+      fallback({ value: { user: 'anonymous' } }),
+      bulkhead({ maxConcurrent: 50, maxQueue: 100 }),
+      retry({ maxAttempts: 3, budget: retryBudget({ ratio: 0.2 }) }),
+      circuitBreaker({ failureRateThreshold: 0.5, halfOpenAfterMs: 5_000, minimumCalls: 5 }),
+      timeout({ ms: 500 }),
+    );
+    // game: a game day left on (chaos latency), hedged.
+    const game = pipeline(
+      { name: 'game' },
+      hedge({ delayMs: 5, maxExtraLoad: 1 }),
+      chaos({ kind: 'latency', ms: 10, injectionRate: 1, enabled: true }),
+    );
+    metrics.attach(inventory, search, payments, profile, auth, game);
 
     const run = (p: Pipeline<unknown>, work: (signal: AbortSignal) => Promise<unknown>): void => {
       const call = p.execute(({ signal }) => work(signal)).catch(() => undefined);
@@ -172,6 +191,8 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       for (let i = 0; i < 5; i++) run(search, (signal) => slow(30, signal));
       run(payments, () => Promise.reject(new Error('card processor down')));
       run(profile, (signal) => slow(tick % 2 === 0 ? 50 : 1, signal));
+      for (let i = 0; i < 3; i++) run(auth, () => Promise.reject(new Error('auth upstream down')));
+      run(game, (signal) => slow(1, signal));
     };
     burst();
     traffic = setInterval(burst, 100);
@@ -277,10 +298,13 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   });
 
   const alerts = alertExpressions();
-  it('finds the four alert expressions', () => {
+  it('finds the seven alert expressions', () => {
     expect([...alerts.keys()].sort()).toEqual([
+      'BreakwaterAnsweredByFallbacks',
       'BreakwaterBulkheadRejections',
+      'BreakwaterChaosInjecting',
       'BreakwaterCircuitOpen',
+      'BreakwaterDependencyErrors',
       'BreakwaterHighTimeoutRatio',
       'BreakwaterRetryBudgetExhausted',
     ]);
@@ -291,6 +315,9 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     BreakwaterBulkheadRejections: 'search',
     BreakwaterRetryBudgetExhausted: 'payments',
     BreakwaterHighTimeoutRatio: 'profile',
+    BreakwaterDependencyErrors: 'auth',
+    BreakwaterAnsweredByFallbacks: 'auth',
+    BreakwaterChaosInjecting: 'game',
   };
   it.each([...alerts])('alert %s: the expression parses and holds for the pipeline built to trip it', async (name, expr) => {
     const result = await query(expr);
@@ -301,7 +328,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
 
   it('loads the rules, evaluates them without error, and has every alert pending', async () => {
     await until(
-      'all four alerts pending',
+      'all seven alerts pending',
       Date.now() + 10_000,
       async () => {
         const response = (await (await fetch(`${base}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
@@ -314,8 +341,23 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
     };
     const all = rules.data.groups.flatMap((g) => g.rules);
-    expect(all).toHaveLength(4);
+    expect(all).toHaveLength(7);
     for (const rule of all) expect(rule.health, `${rule.name}: ${rule.lastError}`).toBe('ok');
+  });
+
+  it('a full outage behind the README pipeline: the naive error ratio reads 0, the documented one reads all of it', async () => {
+    const naive = await query(
+      'sum by (pipeline) (rate(breakwater_calls_total{pipeline="auth",outcome=~"failure|timeout|rejected"}[1m])) / sum by (pipeline) (rate(breakwater_calls_total{pipeline="auth",outcome!="cancelled"}[1m]))',
+    );
+    expect(Number(naive.data!.result[0]!.value[1])).toBe(0);
+    const documented = await query(alerts.get('BreakwaterDependencyErrors')!.replace(/\s*>\s*0\.2\s*$/, '').replace(/\[5m\]/g, '[1m]'));
+    const auth = documented.data!.result.find((r) => r.metric.pipeline === 'auth');
+    expect(Number(auth!.value[1])).toBeGreaterThan(0.99);
+    // and the fallbacks say what they covered for: the breaker's refusals, once it opened
+    const causes = await query('sum by (cause) (increase(breakwater_fallbacks_total{pipeline="auth"}[1m])) > 0');
+    expect(causes.data!.result.map((r) => r.metric.cause).sort()).toContain('circuit_open');
+    const refusals = await query('sum(increase(breakwater_circuit_rejections_total{pipeline="auth"}[1m]))');
+    expect(Number(refusals.data!.result[0]!.value[1])).toBeGreaterThan(0);
   });
 
   const panels = panelQueries();

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { Counter, type Histogram, register, Registry } from 'prom-client';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { BulkheadRejectedError, fallback, type Outcome, type Pipeline, pipeline, timeout, TimeoutError } from '../src/index.ts';
+import { bulkhead, BulkheadRejectedError, circuitBreaker, fallback, hedge, type Outcome, type Pipeline, pipeline, timeout, TimeoutError } from '../src/index.ts';
+import { chaos } from '../src/chaos/index.ts';
 import { DEFAULT_BUCKETS_SECONDS, type PrometheusMetrics, prometheusMetrics } from '../src/prometheus/index.ts';
 import type { Disposer } from '../src/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
@@ -155,6 +156,11 @@ describe('prometheusMetrics: attach', () => {
       breakwater_retry_budget_exhausted_total: 'counter',
       breakwater_timeouts_total: 'counter',
       breakwater_fallbacks_total: 'counter',
+      breakwater_circuit_rejections_total: 'counter',
+      breakwater_hedges_total: 'counter',
+      breakwater_hedge_wins_total: 'counter',
+      breakwater_hedge_budget_exhausted_total: 'counter',
+      breakwater_chaos_injections_total: 'counter',
     });
     const { register } = await import('prom-client');
     expect(register.getSingleMetric('breakwater_calls_total')).toBeUndefined();
@@ -245,13 +251,15 @@ describe('prometheusMetrics: calls and durations', () => {
     prometheusMetrics({ registry }).attach(guarded, plain);
     let samples = await scrape(registry);
     expect(value(samples, 'breakwater_timeouts_total', { pipeline: 'guarded' })).toBe(0);
-    expect(value(samples, 'breakwater_fallbacks_total', { pipeline: 'guarded' })).toBe(0);
+    for (const cause of ['failure', 'timeout', 'circuit_open', 'bulkhead_full', 'rejected']) {
+      expect(value(samples, 'breakwater_fallbacks_total', { pipeline: 'guarded', cause })).toBe(0);
+    }
     const calls = [track(guarded.execute(() => never())), track(guarded.execute(() => never())), track(guarded.execute(() => 1))];
     await clock.advance(100);
     expect(calls.map((c) => c.value)).toEqual([0, 0, 1]);
     samples = await scrape(registry);
     expect(value(samples, 'breakwater_timeouts_total', { pipeline: 'guarded' })).toBe(2);
-    expect(value(samples, 'breakwater_fallbacks_total', { pipeline: 'guarded' })).toBe(2);
+    expect(value(samples, 'breakwater_fallbacks_total', { pipeline: 'guarded', cause: 'timeout' })).toBe(2); // what the fallback covered for
     expect(value(samples, 'breakwater_calls_total', { pipeline: 'guarded', outcome: 'fallback' })).toBe(2);
     expect(value(samples, 'breakwater_calls_total', { pipeline: 'guarded', outcome: 'success' })).toBe(1);
     for (const family of ['timeouts_total', 'fallbacks_total', 'retries_total', 'bulkhead_active', 'circuit_state']) {
@@ -679,5 +687,66 @@ describe('prometheusMetrics: counters are monotonic', () => {
       ),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('prometheusMetrics: what fallbacks cover for, refusals, hedges, chaos, bounds', () => {
+  it('counts fallbacks by the cause they replaced, and breaker refusals even when a fallback answers them', async () => {
+    const clock = new FakeClock();
+    const registry = new Registry();
+    const breaker = circuitBreaker({ clock, minimumCalls: 2, halfOpenAfterMs: 60_000 });
+    const p = pipeline({ name: 'shop', clock }, fallback({ value: 'cached' }), bulkhead({ maxConcurrent: 1 }), breaker, timeout({ ms: 10, clock }));
+    prometheusMetrics({ registry }).attach(p);
+    const slow = track(p.execute(() => never())); // holds the slot, then times out
+    expect(await p.execute(() => 'x')).toBe('cached'); // bulkhead full
+    await clock.advance(10);
+    expect(slow.value).toBe('cached');
+    expect(await p.execute(() => Promise.reject(new Error('down')))).toBe('cached'); // failure: the breaker opens
+    expect(await p.execute(() => 'x')).toBe('cached'); // circuit open
+    const samples = await scrape(registry);
+    const cause = (c: string) => value(samples, 'breakwater_fallbacks_total', { pipeline: 'shop', cause: c });
+    expect([cause('timeout'), cause('bulkhead_full'), cause('failure'), cause('circuit_open'), cause('rejected')]).toEqual([1, 1, 1, 1, 0]);
+    expect(value(samples, 'breakwater_circuit_rejections_total', { pipeline: 'shop' })).toBe(1);
+    expect(value(samples, 'breakwater_calls_total', { pipeline: 'shop', outcome: 'fallback' })).toBe(4);
+  });
+
+  it('counts hedges started, won and refused, and chaos injections by kind', async () => {
+    const clock = new FakeClock();
+    const registry = new Registry();
+    const p = pipeline(
+      { name: 'search', clock },
+      hedge({ delayMs: 5, maxExtraLoad: 0.5, clock }),
+      chaos({ kind: 'latency', ms: 1, injectionRate: 1, enabled: true, clock }),
+    );
+    prometheusMetrics({ registry }).attach(p);
+    const calls = [
+      track(p.execute(({ attempt }) => delayed(clock, attempt === 1 ? 50 : 1, 'ok'))), // no balance yet (0.5): refused
+      track(p.execute(({ attempt }) => delayed(clock, attempt === 1 ? 50 : 1, 'ok'))), // balance 1: hedged, the hedge wins
+    ];
+    await clock.advance(100);
+    expect(calls.map((c) => c.value)).toEqual(['ok', 'ok']);
+    const samples = await scrape(registry);
+    expect(value(samples, 'breakwater_hedges_total', { pipeline: 'search' })).toBe(1);
+    expect(value(samples, 'breakwater_hedge_wins_total', { pipeline: 'search' })).toBe(1);
+    expect(value(samples, 'breakwater_hedge_budget_exhausted_total', { pipeline: 'search' })).toBe(1);
+    expect(value(samples, 'breakwater_chaos_injections_total', { pipeline: 'search', kind: 'latency' })).toBe(3);
+    expect(value(samples, 'breakwater_chaos_injections_total', { pipeline: 'search', kind: 'fault' })).toBe(0);
+  });
+
+  it('bounds the pipelines per registry, refuses a disposed pipeline, and refuses buckets in milliseconds', () => {
+    const registry = new Registry();
+    const metrics = prometheusMetrics({ registry, maxPipelines: 3 });
+    metrics.attach(pipeline({ name: 'a' }), pipeline({ name: 'b' }), pipeline({ name: 'c' }));
+    expect(() => metrics.attach(pipeline({ name: 'user-4' }))).toThrow(
+      /pipeline "user-4" would be pipeline number 4 on this registry, over maxPipelines \(3\); name pipelines per dependency, never per request or user/,
+    );
+    const gone = pipeline({ name: 'gone' });
+    gone.dispose();
+    expect(() => prometheusMetrics({ registry: new Registry() }).attach(gone)).toThrow(/pipeline "gone", was disposed/);
+    expect(() => prometheusMetrics({ registry: new Registry(), buckets: [100, 500, 1000] })).toThrow(
+      /option "buckets" looks like milliseconds, but the buckets of call_duration_seconds are in seconds: write \[0.1, 0.5, 1\]/,
+    );
+    expect(() => prometheusMetrics({ registry: new Registry(), buckets: [1, 2, 5, 10, 30, 60, 120] })).not.toThrow();
+    expect(() => prometheusMetrics({ registry: new Registry(), maxPipelines: 0 })).toThrow(/option "maxPipelines" must be/);
   });
 });

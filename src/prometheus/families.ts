@@ -16,6 +16,11 @@ export const OBSERVED = 5;
 /** Values of the `state` and `to` labels of the circuit metrics. */
 export const STATES = ['closed', 'open', 'half_open', 'isolated'] as const;
 
+/** Values of the `cause` label of `fallbacks_total`: what the fallback covered for. */
+export const CAUSES = ['failure', 'timeout', 'circuit_open', 'bulkhead_full', 'rejected'] as const;
+/** Values of the `kind` label of `chaos_injections_total`. */
+export const CHAOS_KINDS = ['fault', 'latency', 'outcome'] as const;
+
 // Layout of an entry's Float64Array.
 const CALLS = 0; // 6 outcomes
 const TRANSITIONS = 6; // 4 target states
@@ -23,13 +28,51 @@ const BULKHEAD_REJECTIONS = 10;
 const RETRIES = 11;
 const BUDGET_EXHAUSTED = 12;
 const TIMEOUTS = 13;
-const FALLBACKS = 14;
+const FALLBACKS = 14; // 5 causes
+const CIRCUIT_REJECTIONS = 19;
+const HEDGES = 20;
+const HEDGE_WINS = 21;
+const HEDGE_BUDGET_EXHAUSTED = 22;
+const CHAOS = 23; // 3 kinds
 // Then, per observed outcome and bucket (bounds + 1 of them, not cumulative):
 // the number of observations, and after all of those, the sum of their seconds.
-const BUCKETS = 15;
+const BUCKETS = 26;
 
 /** Slots of the per-pipeline counters, for the listeners. @internal */
-export const SLOTS = { BULKHEAD_REJECTIONS, RETRIES, BUDGET_EXHAUSTED, TIMEOUTS, FALLBACKS } as const;
+export const SLOTS = {
+  BULKHEAD_REJECTIONS,
+  RETRIES,
+  BUDGET_EXHAUSTED,
+  TIMEOUTS,
+  FALLBACKS,
+  CIRCUIT_REJECTIONS,
+  HEDGES,
+  HEDGE_WINS,
+  HEDGE_BUDGET_EXHAUSTED,
+  CHAOS,
+} as const;
+
+/** The `cause` of a fallback: the kind of error it replaced. */
+function causeIndex(error: unknown): number {
+  if (typeof error !== 'object' || error === null) return 0;
+  let code: unknown;
+  try {
+    code = (error as { code?: unknown }).code;
+  } catch {
+    return 0; // a hostile object: a failure like any other
+  }
+  switch (code) {
+    case 'ERR_BREAKWATER_TIMEOUT':
+      return 1;
+    case 'ERR_BREAKWATER_BROKEN_CIRCUIT':
+    case 'ERR_BREAKWATER_ISOLATED_CIRCUIT':
+      return 2;
+    case 'ERR_BREAKWATER_BULKHEAD_REJECTED':
+      return 3;
+    default:
+      return typeof code === 'string' && code.startsWith('ERR_BREAKWATER_') ? 4 : 0;
+  }
+}
 
 /**
  * Observations replayed into the histogram per turn of the event loop (about a
@@ -67,6 +110,8 @@ export interface EntrySpec {
   readonly hasRetry: boolean;
   readonly hasTimeout: boolean;
   readonly hasFallback: boolean;
+  readonly hasHedge: boolean;
+  readonly hasChaos: boolean;
 }
 
 /**
@@ -89,6 +134,8 @@ export class Entry {
   readonly hasRetry: boolean;
   readonly hasTimeout: boolean;
   readonly hasFallback: boolean;
+  readonly hasHedge: boolean;
+  readonly hasChaos: boolean;
   /** `{ pipeline, ...constLabels }`, as the only element. */
   readonly baseLabels: readonly Labels[];
   /** One label set per outcome, in {@link OUTCOMES} order. */
@@ -97,6 +144,10 @@ export class Entry {
   readonly stateLabels: readonly Labels[];
   /** One label set per target state, for `circuit_transitions_total`. */
   readonly toLabels: readonly Labels[];
+  /** One label set per fallback cause, in {@link CAUSES} order. */
+  readonly causeLabels: readonly Labels[];
+  /** One label set per chaos kind, in {@link CHAOS_KINDS} order. */
+  readonly kindLabels: readonly Labels[];
   /** How many attachments of its sink hold this entry. */
   holds = 0;
   removed = false;
@@ -111,6 +162,8 @@ export class Entry {
     this.hasRetry = spec.hasRetry;
     this.hasTimeout = spec.hasTimeout;
     this.hasFallback = spec.hasFallback;
+    this.hasHedge = spec.hasHedge;
+    this.hasChaos = spec.hasChaos;
     this.data = new Float64Array(BUCKETS + 2 * OBSERVED * (bucketCount + 1));
     this.reported = new Float64Array(this.data.length);
     const pipeline = spec.pipeline.name!;
@@ -119,6 +172,25 @@ export class Entry {
     this.outcomeLabels = OUTCOMES.map((outcome) => labels({ outcome }));
     this.stateLabels = STATES.map((state) => labels({ state }));
     this.toLabels = STATES.map((to) => labels({ to }));
+    this.causeLabels = CAUSES.map((cause) => labels({ cause }));
+    this.kindLabels = CHAOS_KINDS.map((kind) => labels({ kind }));
+  }
+
+  /** Returns the `onFallback` listener: counts the fallback under the cause it replaced. */
+  fallbackListener(): (event: { readonly error?: unknown }) => void {
+    const data = this.data;
+    return (event) => {
+      data[FALLBACKS + causeIndex(event?.error)]!++;
+    };
+  }
+
+  /** Returns the `onInjected` listener of a chaos policy. */
+  chaosListener(): (event: { readonly kind?: unknown }) => void {
+    const data = this.data;
+    return (event) => {
+      const i = CHAOS_KINDS.indexOf(event?.kind as (typeof CHAOS_KINDS)[number]);
+      if (i >= 0) data[CHAOS + i]!++;
+    };
   }
 
   /** Returns a listener that adds one to slot `index`. */
@@ -447,6 +519,11 @@ export const FAMILY_SUFFIXES = [
   'retry_budget_exhausted_total',
   'timeouts_total',
   'fallbacks_total',
+  'circuit_rejections_total',
+  'hedges_total',
+  'hedge_wins_total',
+  'hedge_budget_exhausted_total',
+  'chaos_injections_total',
 ] as const;
 
 /**
@@ -521,7 +598,16 @@ export class Group {
       single('retries_total', 'Retries (attempts after the first) made by retry policies.', RETRIES, (e) => e.hasRetry),
       single('retry_budget_exhausted_total', 'Retries refused because the retry budget was spent.', BUDGET_EXHAUSTED, (e) => e.hasRetry),
       single('timeouts_total', 'Deadlines that expired in timeout policies (per attempt when inside a retry).', TIMEOUTS, (e) => e.hasTimeout),
-      single('fallbacks_total', 'Errors replaced by a fallback value.', FALLBACKS, (e) => e.hasFallback),
+      counter('fallbacks_total', 'Errors replaced by a fallback value, by the cause they covered for.', FALLBACKS, 'cause', (e) =>
+        e.hasFallback ? e.causeLabels : undefined,
+      ),
+      single('circuit_rejections_total', 'Calls a circuit breaker refused without running them (open, half-open full, isolated).', CIRCUIT_REJECTIONS, (e) => e.breaker !== undefined),
+      single('hedges_total', 'Hedged attempts started (extra attempts for slow calls).', HEDGES, (e) => e.hasHedge),
+      single('hedge_wins_total', 'Calls whose result came from a hedged attempt.', HEDGE_WINS, (e) => e.hasHedge),
+      single('hedge_budget_exhausted_total', 'Hedges that were due but refused by the extra-load budget.', HEDGE_BUDGET_EXHAUSTED, (e) => e.hasHedge),
+      counter('chaos_injections_total', 'Calls a chaos policy injected into, by kind: a rate left on shows here.', CHAOS, 'kind', (e) =>
+        e.hasChaos ? e.kindLabels : undefined,
+      ),
     ];
   }
 

@@ -25,6 +25,7 @@ export interface BreakerLike {
   readonly kind: string;
   readonly state: string;
   readonly onStateChange: Event<{ readonly to: string }>;
+  readonly onReject?: Event<unknown>;
 }
 
 /** A bulkhead: occupancy getters and rejection events. @internal */
@@ -49,7 +50,9 @@ export interface Unit {
   readonly bulkheads: BulkheadLike[];
   readonly retries: RetryLike[];
   readonly timeouts: { readonly kind: string; readonly onTimeout: Event<unknown> }[];
-  readonly fallbacks: { readonly kind: string; readonly onFallback: Event<unknown> }[];
+  readonly fallbacks: { readonly kind: string; readonly onFallback: Event<{ readonly error?: unknown }> }[];
+  readonly hedges: { readonly kind: string; readonly onHedge: Event<unknown>; readonly onHedgeWon: Event<unknown>; readonly onBudgetExhausted: Event<unknown> }[];
+  readonly chaos: { readonly kind: string; readonly onInjected: Event<{ readonly kind?: unknown }> }[];
 }
 
 type Bag = Record<string, unknown>;
@@ -89,7 +92,7 @@ export function unitsOf(root: PipelineLike): Unit[] {
   const visit = (named: PipelineLike): void => {
     if (seen.has(named)) return;
     seen.add(named);
-    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [] };
+    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [] };
     units.push(unit);
     const collect = (policies: readonly unknown[], path: Set<unknown>): void => {
       for (const policy of policies) {
@@ -102,6 +105,8 @@ export function unitsOf(root: PipelineLike): Unit[] {
         if (isBreaker(policy)) unit.breakers.push(policy as unknown as BreakerLike);
         else if (isBulkhead(policy)) unit.bulkheads.push(policy as unknown as BulkheadLike);
         if (typeof policy.onRetry === 'function') unit.retries.push(policy as unknown as RetryLike);
+        if (typeof policy.onHedge === 'function' && typeof policy.onHedgeWon === 'function') unit.hedges.push(policy as unknown as Unit['hedges'][number]);
+        if (typeof policy.onInjected === 'function') unit.chaos.push(policy as unknown as Unit['chaos'][number]);
         if (typeof policy.onTimeout === 'function') unit.timeouts.push(policy as unknown as Unit['timeouts'][number]);
         if (typeof policy.onFallback === 'function') unit.fallbacks.push(policy as unknown as Unit['fallbacks'][number]);
       }

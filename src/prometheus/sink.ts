@@ -1,7 +1,7 @@
 import type { Metric } from 'prom-client';
 import type { Disposer } from '../core/events.ts';
 import { PIPELINE_NAME, Pipeline } from '../core/pipeline.ts';
-import { checkOptions, received, satisfies } from '../core/validate.ts';
+import { checkOptions, integer, received, satisfies } from '../core/validate.ts';
 import { Entry, FAMILY_SUFFIXES, Group, groupOf, SLOTS } from './families.ts';
 import { isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
 
@@ -34,9 +34,17 @@ export interface PrometheusMetricsOptions {
   /**
    * Constant labels added to every series of this sink, such as `{ region: 'eu-1' }`.
    * Names follow Prometheus label-name rules and cannot be `pipeline`, `outcome`,
-   * `state`, `to` or `le`; values are strings.
+   * `state`, `to`, `le`, `cause` or `kind`; values are strings.
    */
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * The most pipelines this registry and prefix may report at once (default 500;
+   * 1 to 100,000). Each pipeline brings up to about 110 series, so this bounds
+   * the size of a scrape. Attaching one more throws: pipelines are per
+   * dependency, never per request or user (for per-key pipelines, see `keyed`,
+   * which bounds itself).
+   */
+  readonly maxPipelines?: number;
 }
 
 /**
@@ -49,7 +57,7 @@ export const DEFAULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([
 
 const METRIC_PREFIX = /^(?:[A-Za-z_:][A-Za-z0-9_:]*)?$/;
 const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const RESERVED_LABELS = new Set(['pipeline', 'outcome', 'state', 'to', 'le']);
+const RESERVED_LABELS = new Set(['pipeline', 'outcome', 'state', 'to', 'le', 'cause', 'kind']);
 const MAX_BUCKETS = 100;
 
 function isRegistry(value: unknown): boolean {
@@ -66,9 +74,14 @@ function checkBuckets(owner: string, key: string, value: unknown): void {
     if (typeof bound !== 'number' || !Number.isFinite(bound) || bound <= previous) ok = false;
     else previous = bound;
   }
-  if (!ok) {
-    const shown = value.length > 12 ? `[${value.slice(0, 12).map(received).join(', ')}, …]` : `[${value.map(received).join(', ')}]`;
-    throw new RangeError(`${owner}: option "${key}" must be ${rule}; received ${shown}`);
+  const shown = (): string => (value.length > 12 ? `[${value.slice(0, 12).map(received).join(', ')}, …]` : `[${value.map(received).join(', ')}]`);
+  if (!ok) throw new RangeError(`${owner}: option "${key}" must be ${rule}; received ${shown()}`);
+  // The unit is in the metric's name (_seconds): buckets from 10 to 1,000 and more are milliseconds written by habit.
+  if ((value[0] as number) >= 10 && previous >= 1_000) {
+    throw new RangeError(
+      `${owner}: option "${key}" looks like milliseconds, but the buckets of call_duration_seconds are in seconds: ` +
+        `write [${value.slice(0, 4).map((b) => (b as number) / 1000).join(', ')}${value.length > 4 ? ', …' : ''}]; received ${shown()}`,
+    );
   }
 }
 
@@ -152,9 +165,11 @@ export class PrometheusMetrics {
   readonly #group: Group;
   readonly #labelsKey: string;
   readonly #attachments = new Set<Disposer>();
+  readonly #maxPipelines: number;
 
   /** Use {@link prometheusMetrics} instead. @internal */
-  constructor(registry: MetricsRegistry, prefix: string, bounds: Float64Array, labels: Readonly<Record<string, string>>) {
+  constructor(registry: MetricsRegistry, prefix: string, bounds: Float64Array, labels: Readonly<Record<string, string>>, maxPipelines = 500) {
+    this.#maxPipelines = maxPipelines;
     this.prefix = prefix;
     this.labels = labels;
     const sorted = Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -179,6 +194,9 @@ export class PrometheusMetrics {
     for (const [i, p] of pipelines.entries()) {
       if (!isPipelineLike(p)) {
         throw new TypeError(`${where}: argument ${i + 1} must be a pipeline created with pipeline(); received ${received(p)}`);
+      }
+      if ((p as { disposed?: unknown }).disposed === true) {
+        throw new TypeError(`${where}: argument ${i + 1}, pipeline "${p.name}", was disposed; attach a live pipeline`);
       }
       if (p.name === undefined || p.name === '') {
         throw new TypeError(
@@ -232,6 +250,12 @@ export class PrometheusMetrics {
           'attach it through one sink only',
       );
     }
+    if (reported === undefined && !planned.has(key) && this.#group.entries.size + planned.size >= this.#maxPipelines) {
+      throw new RangeError(
+        `${where}: pipeline "${name}" would be pipeline number ${this.#group.entries.size + planned.size + 1} on this registry, over maxPipelines (${this.#maxPipelines}); ` +
+          'name pipelines per dependency, never per request or user (keyed() bounds per-key pipelines), or raise maxPipelines',
+      );
+    }
     planned.set(key, unit.pipeline);
     return key;
   }
@@ -280,6 +304,8 @@ export class PrometheusMetrics {
           hasRetry: unit.retries.length > 0,
           hasTimeout: unit.timeouts.length > 0,
           hasFallback: unit.fallbacks.length > 0,
+          hasHedge: unit.hedges.length > 0,
+          hasChaos: unit.chaos.length > 0,
         },
         group.bounds.length,
       );
@@ -290,14 +316,23 @@ export class PrometheusMetrics {
         // event object per call); any other pipeline-like reports through onSettled.
         if (unit.pipeline instanceof Pipeline) d.push(unit.pipeline._record(recorder));
         else on(unit.pipeline.onSettled, (event) => recorder.record(event.outcome, event.durationMs), d);
-        for (const breaker of unit.breakers) on(breaker.onStateChange, entry.transitionListener(), d);
+        for (const breaker of unit.breakers) {
+          on(breaker.onStateChange, entry.transitionListener(), d);
+          if (typeof breaker.onReject === 'function') on(breaker.onReject, entry.counter(SLOTS.CIRCUIT_REJECTIONS), d);
+        }
         for (const bulkhead of unit.bulkheads) on(bulkhead.onReject, entry.counter(SLOTS.BULKHEAD_REJECTIONS), d);
         for (const retry of unit.retries) {
           on(retry.onRetry, entry.counter(SLOTS.RETRIES), d);
           if (typeof retry.onBudgetExhausted === 'function') on(retry.onBudgetExhausted, entry.counter(SLOTS.BUDGET_EXHAUSTED), d);
         }
         for (const t of unit.timeouts) on(t.onTimeout, entry.counter(SLOTS.TIMEOUTS), d);
-        for (const f of unit.fallbacks) on(f.onFallback, entry.counter(SLOTS.FALLBACKS), d);
+        for (const f of unit.fallbacks) on(f.onFallback, entry.fallbackListener(), d);
+        for (const h of unit.hedges) {
+          on(h.onHedge, entry.counter(SLOTS.HEDGES), d);
+          on(h.onHedgeWon, entry.counter(SLOTS.HEDGE_WINS), d);
+          on(h.onBudgetExhausted, entry.counter(SLOTS.HEDGE_BUDGET_EXHAUSTED), d);
+        }
+        for (const c of unit.chaos) on(c.onInjected, entry.chaosListener(), d);
         const created = entry;
         // A disposed pipeline's series go, however many attachments hold them.
         on(unit.pipeline.onDispose, () => this.#remove(created), d);
@@ -350,11 +385,12 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): Prometheus
       ),
       buckets: checkBuckets,
       labels: checkLabels,
+      maxPipelines: integer(1, 100_000),
     },
     ['registry'],
   );
   const prefix = checked.prefix ?? 'breakwater_';
   const bounds = Float64Array.from(checked.buckets ?? DEFAULT_BUCKETS_SECONDS);
   const labels = Object.freeze({ ...(checked.labels ?? {}) });
-  return new PrometheusMetrics(checked.registry!, prefix, bounds, labels);
+  return new PrometheusMetrics(checked.registry!, prefix, bounds, labels, checked.maxPipelines);
 }
