@@ -5,6 +5,7 @@
 export { type Clock, type RandomSource, type TimerHandle, systemClock } from './core/clock.ts';
 export {
   BreakwaterError,
+  type BreakwaterErrorOptions,
   type BreakwaterErrorCode,
   BrokenCircuitError,
   BulkheadRejectedError,

@@ -8,10 +8,8 @@ import { Pipeline, PIPELINE_NAME } from './core/pipeline.ts';
 import type { ExecuteOptions, ExtraResult, Policy, Work } from './core/protocol.ts';
 import { checkOptions, fn, integer, received, satisfies } from './core/validate.ts';
 
-type AnyPolicy = Policy<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
 /** Options of {@link keyed}; `P` is the type of the policies `create` returns. */
-export interface KeyedOptions<P extends AnyPolicy = AnyPolicy> {
+export interface KeyedOptions<P extends Policy<any> = Policy<any>> {
   /**
    * The base name: the pipeline of key `k` is named `name:k` (its `pipeline` label
    * in metrics). Same rule as a pipeline name, at most 60 characters.
@@ -51,7 +49,7 @@ export class KeyedPipeline<R = never> {
   readonly name: string;
   /** How many keys may be live at once. */
   readonly maxKeys: number;
-  readonly #create: (key: string) => readonly AnyPolicy[];
+  readonly #create: (key: string) => readonly Policy<any>[];
   /** Live keys, least recently used first (a Map keeps insertion order). */
   readonly #live = new Map<string, Pipeline<R>>();
   /** Every policy a live or evicted pipeline was built with: a key must never share another's. */
@@ -177,7 +175,7 @@ function checkedPolicies(name: string, key: string, policies: readonly unknown[]
  * await upstreams.execute('api.example.com', ({ signal }) => fetch('https://api.example.com/', { signal }));
  * ```
  */
-export function keyed<P extends AnyPolicy>(options: KeyedOptions<P>): KeyedPipeline<ExtraResult<P>> {
+export function keyed<P extends Policy<any>>(options: KeyedOptions<P>): KeyedPipeline<ExtraResult<P>> {
   const checked = checkOptions<KeyedOptions>(
     'keyed',
     options,

@@ -10,7 +10,7 @@ import { type Chain, PolicyBase, type Scope } from '../core/protocol.ts';
 import { type Check, checkOptions, clock as clockCheck, duration, either, fn, oneOf, received, satisfies } from '../core/validate.ts';
 
 /** What every kind of injection shares. */
-interface ChaosCommon {
+export interface ChaosCommonOptions {
   /** The share of calls to inject into while enabled: 0 to 1 (0.05 is one call in twenty). */
   readonly injectionRate: number;
   /**
@@ -24,14 +24,14 @@ interface ChaosCommon {
 }
 
 /** Throw `error` (or what `error()` returns) instead of calling the work. */
-export interface ChaosFaultOptions extends ChaosCommon {
+export interface ChaosFaultOptions extends ChaosCommonOptions {
   readonly kind: 'fault';
   /** The error to reject with, or a function making one per call. */
   readonly error: unknown;
 }
 
 /** Wait `ms` (abortable by the call's signal), then call the work. */
-export interface ChaosLatencyOptions extends ChaosCommon {
+export interface ChaosLatencyOptions extends ChaosCommonOptions {
   readonly kind: 'latency';
   /** How long to delay, in ms (0 to 2,147,483,647), or a function returning it per call. */
   readonly ms: number | (() => number);
@@ -40,7 +40,7 @@ export interface ChaosLatencyOptions extends ChaosCommon {
 }
 
 /** Answer with `value` (or what `value()` returns) instead of calling the work. */
-export interface ChaosOutcomeOptions<V> extends ChaosCommon {
+export interface ChaosOutcomeOptions<V> extends ChaosCommonOptions {
   readonly kind: 'outcome';
   /** The value to answer with, or a function making one per call. */
   readonly value: V | (() => V);
