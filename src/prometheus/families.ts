@@ -107,11 +107,8 @@ export interface EntrySpec {
   readonly constLabels: Labels;
   readonly breaker: BreakerLike | undefined;
   readonly bulkhead: BulkheadLike | undefined;
-  readonly hasRetry: boolean;
-  readonly hasTimeout: boolean;
-  readonly hasFallback: boolean;
-  readonly hasHedge: boolean;
-  readonly hasChaos: boolean;
+  /** Which of the other policies the pipeline has (their families report it only then). */
+  readonly has: Readonly<Record<'retry' | 'timeout' | 'fallback' | 'hedge' | 'chaos', boolean>>;
 }
 
 /**
@@ -131,11 +128,7 @@ export class Entry {
   readonly reported: Float64Array;
   readonly breaker: BreakerLike | undefined;
   readonly bulkhead: BulkheadLike | undefined;
-  readonly hasRetry: boolean;
-  readonly hasTimeout: boolean;
-  readonly hasFallback: boolean;
-  readonly hasHedge: boolean;
-  readonly hasChaos: boolean;
+  readonly has: EntrySpec['has'];
   /** `{ pipeline, ...constLabels }`, as the only element. */
   readonly baseLabels: readonly Labels[];
   /** One label set per outcome, in {@link OUTCOMES} order. */
@@ -159,11 +152,7 @@ export class Entry {
     this.pipeline = spec.pipeline;
     this.breaker = spec.breaker;
     this.bulkhead = spec.bulkhead;
-    this.hasRetry = spec.hasRetry;
-    this.hasTimeout = spec.hasTimeout;
-    this.hasFallback = spec.hasFallback;
-    this.hasHedge = spec.hasHedge;
-    this.hasChaos = spec.hasChaos;
+    this.has = spec.has;
     this.data = new Float64Array(BUCKETS + 2 * OBSERVED * (bucketCount + 1));
     this.reported = new Float64Array(this.data.length);
     const pipeline = spec.pipeline.name!;
@@ -595,18 +584,18 @@ export class Group {
       occupancy('bulkhead_active', 'Calls holding a bulkhead slot.', (b) => b.active),
       occupancy('bulkhead_queued', 'Calls waiting in a bulkhead queue.', (b) => b.queued),
       single('bulkhead_rejections_total', 'Calls a bulkhead refused (full, or queue wait timed out).', BULKHEAD_REJECTIONS, (e) => e.bulkhead !== undefined),
-      single('retries_total', 'Retries (attempts after the first) made by retry policies.', RETRIES, (e) => e.hasRetry),
-      single('retry_budget_exhausted_total', 'Retries refused because the retry budget was spent.', BUDGET_EXHAUSTED, (e) => e.hasRetry),
-      single('timeouts_total', 'Deadlines that expired in timeout policies (per attempt when inside a retry).', TIMEOUTS, (e) => e.hasTimeout),
+      single('retries_total', 'Retries (attempts after the first) made by retry policies.', RETRIES, (e) => e.has.retry),
+      single('retry_budget_exhausted_total', 'Retries refused because the retry budget was spent.', BUDGET_EXHAUSTED, (e) => e.has.retry),
+      single('timeouts_total', 'Deadlines that expired in timeout policies (per attempt when inside a retry).', TIMEOUTS, (e) => e.has.timeout),
       counter('fallbacks_total', 'Errors replaced by a fallback value, by the cause they covered for.', FALLBACKS, 'cause', (e) =>
-        e.hasFallback ? e.causeLabels : undefined,
+        e.has.fallback ? e.causeLabels : undefined,
       ),
       single('circuit_rejections_total', 'Calls a circuit breaker refused without running them (open, half-open full, isolated).', CIRCUIT_REJECTIONS, (e) => e.breaker !== undefined),
-      single('hedges_total', 'Hedged attempts started (extra attempts for slow calls).', HEDGES, (e) => e.hasHedge),
-      single('hedge_wins_total', 'Calls whose result came from a hedged attempt.', HEDGE_WINS, (e) => e.hasHedge),
-      single('hedge_budget_exhausted_total', 'Hedges that were due but refused by the extra-load budget.', HEDGE_BUDGET_EXHAUSTED, (e) => e.hasHedge),
+      single('hedges_total', 'Hedged attempts started (extra attempts for slow calls).', HEDGES, (e) => e.has.hedge),
+      single('hedge_wins_total', 'Calls whose result came from a hedged attempt.', HEDGE_WINS, (e) => e.has.hedge),
+      single('hedge_budget_exhausted_total', 'Hedges that were due but refused by the extra-load budget.', HEDGE_BUDGET_EXHAUSTED, (e) => e.has.hedge),
       counter('chaos_injections_total', 'Calls a chaos policy injected into, by kind: a rate left on shows here.', CHAOS, 'kind', (e) =>
-        e.hasChaos ? e.kindLabels : undefined,
+        e.has.chaos ? e.kindLabels : undefined,
       ),
     ];
   }

@@ -301,11 +301,13 @@ export class PrometheusMetrics {
           constLabels: this.labels,
           breaker: unit.breakers[0],
           bulkhead: unit.bulkheads[0],
-          hasRetry: unit.retries.length > 0,
-          hasTimeout: unit.timeouts.length > 0,
-          hasFallback: unit.fallbacks.length > 0,
-          hasHedge: unit.hedges.length > 0,
-          hasChaos: unit.chaos.length > 0,
+          has: {
+            retry: unit.retries.length > 0,
+            timeout: unit.timeouts.length > 0,
+            fallback: unit.fallbacks.length > 0,
+            hedge: unit.hedges.length > 0,
+            chaos: unit.chaos.length > 0,
+          },
         },
         group.bounds.length,
       );

@@ -238,6 +238,8 @@ describe('metric labels', () => {
       outcome: new Set(['success', 'failure', 'timeout', 'rejected', 'fallback', 'cancelled']),
       state: new Set(['closed', 'open', 'half_open', 'isolated']),
       to: new Set(['closed', 'open', 'half_open', 'isolated']),
+      cause: new Set(['failure', 'timeout', 'circuit_open', 'bulkhead_full', 'rejected']),
+      kind: new Set(['fault', 'latency', 'outcome']),
     };
     let labelled = 0;
     for (const family of json) {
