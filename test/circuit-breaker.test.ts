@@ -936,3 +936,19 @@ describe('circuitBreaker: no timers', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 });
+
+describe('circuitBreaker: the isolation handle is disposable', () => {
+  it('[Symbol.dispose] releases it, as release() does, once', async () => {
+    const clock = new FakeClock();
+    const breaker = circuitBreaker({ clock });
+    const a = breaker.isolate();
+    const b = breaker.isolate();
+    expect(breaker.state).toBe('isolated');
+    a[Symbol.dispose]();
+    a[Symbol.dispose](); // idempotent: b still holds it
+    expect(breaker.state).toBe('isolated');
+    b.release();
+    expect(breaker.state).toBe('closed');
+    expect(typeof Symbol.dispose).toBe('symbol');
+  });
+});

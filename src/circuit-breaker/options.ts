@@ -173,6 +173,8 @@ export interface CircuitFailureEvent {
 export interface IsolationHandle {
   /** Ends this isolation; the breaker closes once every isolation is released. Idempotent. */
   release(): void;
+  /** The same as {@link IsolationHandle.release}, so the handle works with `using`. */
+  [Symbol.dispose](): void;
 }
 
 /** The defaults of `circuitBreaker`, in one visible place. */

@@ -187,13 +187,12 @@ export class CircuitBreakerPolicy extends PolicyBase {
   isolate(): IsolationHandle {
     if (this.#isolations++ === 0) this.#transition('isolated', 'isolated');
     let released = false;
-    return Object.freeze({
-      release: (): void => {
-        if (released) return;
-        released = true;
-        if (--this.#isolations === 0) this.#close('released');
-      },
-    });
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      if (--this.#isolations === 0) this.#close('released');
+    };
+    return Object.freeze({ release, [Symbol.dispose]: release });
   }
 
   /**
