@@ -138,3 +138,19 @@ export function isRejection(value: unknown): value is Rejection {
     isBrokenCircuitError(value) || isIsolatedCircuitError(value) || isBulkheadRejectedError(value)
   );
 }
+
+/**
+ * Builds a refusal without capturing a stack trace: `new Error()` costs microseconds,
+ * nearly all of it stack capture, and the stack of a refusal points into the policy,
+ * not at a fault. The message and `code` say it all. Restores the limit whatever happens.
+ * @internal
+ */
+export function stackless<E extends Error>(make: () => E): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
