@@ -15,7 +15,9 @@ export {
   isIsolatedCircuitError,
   isRejection,
   type Rejection,
+  isThrottledError,
   isTimeoutError,
+  ThrottledError,
   TimeoutError,
 } from './core/errors.ts';
 export type { Disposer, Event, Listener } from './core/events.ts';
@@ -86,4 +88,12 @@ export {
   type RetryBudgetExhaustedEvent,
   type RetryBudgetOptions,
 } from './retry-budget.ts';
+export {
+  throttle,
+  THROTTLE_DEFAULTS,
+  ThrottlePolicy,
+  type ThrottleOptions,
+  type ThrottleRejectEvent,
+  type ThrottleWindowOptions,
+} from './throttle.ts';
 export { keyed, KeyedPipeline, type KeyedEvent, type KeyedOptions } from './keyed.ts';
