@@ -16,7 +16,9 @@ export {
   isIsolatedCircuitError,
   isRejection,
   type Rejection,
+  isThrottledError,
   isTimeoutError,
+  ThrottledError,
   TimeoutError,
 } from './core/errors.ts';
 export type { Disposer, Event, Listener } from './core/events.ts';
@@ -89,3 +91,11 @@ export {
 } from './retry-budget.ts';
 export { keyed, type KeyedPipeline, type KeyedEvent, type KeyedOptions } from './keyed.ts';
 export { hedge, type HedgePolicy, type HedgeDelay, type HedgeEvent, type HedgeOptions, type HedgeWonEvent } from './hedge.ts';
+export {
+  throttle,
+  THROTTLE_DEFAULTS,
+  type ThrottlePolicy,
+  type ThrottleOptions,
+  type ThrottleRejectEvent,
+  type ThrottleWindowOptions,
+} from './throttle.ts';

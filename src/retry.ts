@@ -29,7 +29,7 @@ export interface RetryOptions {
   /**
    * Which errors are worth another attempt. Default: every error except
    * Breakwater's rejections (`isRejection`: an open or isolated breaker, a full
-   * bulkhead), which are retried only if you say so. A `handle` you give replaces
+   * bulkhead, a throttled call), which are retried only if you say so. A `handle` you give replaces
    * the default. The caller's own abort is never retried, whatever `handle` says.
    */
   readonly handle?: (error: unknown) => boolean;

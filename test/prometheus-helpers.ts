@@ -66,4 +66,6 @@ export const FAMILIES = [
   'hedge_wins_total',
   'hedge_budget_exhausted_total',
   'chaos_injections_total',
+  'throttle_rejections_total',
+  'throttle_probability',
 ];

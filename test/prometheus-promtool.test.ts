@@ -16,6 +16,7 @@ import {
   constant,
   fallback,
   hedge,
+  throttle,
   pipeline,
   retry,
   retryBudget,
@@ -62,6 +63,7 @@ async function busyRegistry(): Promise<Registry> {
   prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(payments);
   const search = pipeline(
     { name: 'search', clock },
+    throttle({ clock }),
     hedge({ delayMs: 5, maxExtraLoad: 1, clock }),
     chaos({ kind: 'latency', ms: 1, injectionRate: 1, enabled: true, clock }),
   );

@@ -24,6 +24,7 @@ import {
   constant,
   fallback,
   hedge,
+  throttle,
   pipeline,
   retry,
   retryBudget,
@@ -174,6 +175,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     // game: a game day left on (chaos latency), hedged.
     const game = pipeline(
       { name: 'game' },
+      throttle(),
       hedge({ delayMs: 5, maxExtraLoad: 1 }),
       chaos({ kind: 'latency', ms: 10, injectionRate: 1, enabled: true }),
     );
@@ -352,7 +354,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     expect(Number(naive.data!.result[0]!.value[1])).toBe(0);
     const documented = await query(alerts.get('BreakwaterDependencyErrors')!.replace(/\s*>\s*0\.2\s*$/, '').replace(/\[5m\]/g, '[1m]'));
     const auth = documented.data!.result.find((r) => r.metric.pipeline === 'auth');
-    expect(Number(auth!.value[1])).toBeGreaterThan(0.99);
+    expect(Number(auth!.value[1])).toBeGreaterThan(0.9); // every call (rates of two counters scraped a moment apart)
     // and the fallbacks say what they covered for: the breaker's refusals, once it opened
     const causes = await query('sum by (cause) (increase(breakwater_fallbacks_total{pipeline="auth"}[1m])) > 0');
     expect(causes.data!.result.map((r) => r.metric.cause).sort()).toContain('circuit_open');

@@ -161,6 +161,8 @@ describe('prometheusMetrics: attach', () => {
       breakwater_hedge_wins_total: 'counter',
       breakwater_hedge_budget_exhausted_total: 'counter',
       breakwater_chaos_injections_total: 'counter',
+      breakwater_throttle_rejections_total: 'counter',
+      breakwater_throttle_probability: 'gauge',
     });
     const { register } = await import('prom-client');
     expect(register.getSingleMetric('breakwater_calls_total')).toBeUndefined();

@@ -60,6 +60,7 @@ export function singlePolicySubjects(): Subject[] {
     subject('bw.bulkhead', 'bulkhead', bw.bulkhead({ maxConcurrent: 1_000, maxQueue: 1_000 })),
     subject('bw.retry', 'retry', bw.retry({ maxAttempts: 3 })),
     subject('bw.breaker', 'circuitBreaker', defaultBreaker()),
+    subject('bw.throttle', 'throttle', bw.throttle()),
   ];
 }
 

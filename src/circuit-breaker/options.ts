@@ -6,13 +6,16 @@ import { type Clock, type RandomSource, systemClock, systemRandom } from '../cor
 import { type BrokenCircuitError, type IsolatedCircuitError, isRejection } from '../core/errors.ts';
 import {
   type Check,
+  checkNested,
   checkOptions,
+  checkTimeWindow,
   clock as clockCheck,
   duration,
   either,
   fn,
   integer,
   oneOf,
+  plainObject,
   received,
   satisfies,
 } from '../core/validate.ts';
@@ -225,55 +228,20 @@ const halfOpenAfter = either(
   satisfies('a schedule', isSchedule),
 );
 
-const plainObject: Check = satisfies('an object', (v) => typeof v === 'object' && v !== null && !Array.isArray(v));
-
-/**
- * Checks a nested options object: its keys are reported as `parent.key`, so a
- * message names the exact option (`window.ms`, `initialState.state`).
- */
-function checkNested<T extends object>(
-  parent: string,
-  value: unknown,
-  spec: Record<string, Check>,
-  required: readonly string[],
-): Partial<T> {
-  plainObject(OWNER, parent, value);
-  const prefixed: Record<string, unknown> = {};
-  for (const key of Object.keys(value as object)) prefixed[`${parent}.${key}`] = (value as Record<string, unknown>)[key];
-  const prefixedSpec: Record<string, Check> = {};
-  for (const key of Object.keys(spec)) prefixedSpec[`${parent}.${key}`] = spec[key]!;
-  const checked = checkOptions<Record<string, unknown>>(
-    OWNER,
-    prefixed,
-    prefixedSpec,
-    required.map((key) => `${parent}.${key}`),
-  ) as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(checked)) out[key.slice(parent.length + 1)] = checked[key];
-  return out as Partial<T>;
-}
-
 function checkWindow(value: unknown): Settings['window'] {
   plainObject(OWNER, 'window', value);
   const kind = (value as { kind?: unknown }).kind;
   oneOf('time', 'count')(OWNER, 'window.kind', kind);
   if (kind === 'count') {
-    const w = checkNested<CountWindowOptions>('window', value, { kind: oneOf('count'), calls: integer(1, 100_000) }, ['calls']);
+    const w = checkNested<CountWindowOptions>(OWNER, 'window', value, { kind: oneOf('count'), calls: integer(1, 100_000) }, ['calls']);
     return { kind: 'count', calls: w.calls! };
   }
-  const w = checkNested<TimeWindowOptions>('window', value, { kind: oneOf('time'), ms: duration(1), buckets: integer(1, 1_000) }, []);
-  const ms = w.ms ?? CIRCUIT_BREAKER_DEFAULTS.window.ms;
-  const buckets = w.buckets ?? CIRCUIT_BREAKER_DEFAULTS.window.buckets;
-  if (ms % buckets !== 0) {
-    throw new RangeError(
-      `${OWNER}: option "window.ms" must be a multiple of window.buckets (${buckets}), so that every bucket spans a whole number of ms; received ${received(ms)}`,
-    );
-  }
-  return { kind: 'time', ms, buckets };
+  return { kind: 'time', ...checkTimeWindow(OWNER, value, CIRCUIT_BREAKER_DEFAULTS.window, { kind: oneOf('time') }) };
 }
 
 function checkSnapshot(value: unknown): CircuitBreakerSnapshot {
   const s = checkNested<CircuitBreakerSnapshot>(
+    OWNER,
     'initialState',
     value,
     {

@@ -9,7 +9,7 @@
  */
 import { type Schedule, sanitizeDelay } from '../backoff.ts';
 import type { Clock, RandomSource } from '../core/clock.ts';
-import { BrokenCircuitError, IsolatedCircuitError } from '../core/errors.ts';
+import { BrokenCircuitError, IsolatedCircuitError, stackless } from '../core/errors.ts';
 import { Emitter, type Event } from '../core/events.ts';
 import { type Chain, PolicyBase, type Scope } from '../core/protocol.ts';
 import { CIRCUIT_BREAKER_DEFAULTS, checkCircuitBreakerOptions } from './options.ts';
@@ -47,17 +47,6 @@ function broken(retryAfterMs: number, message: string, pipeline: string | undefi
 /** The isolated-circuit refusal, built without a stack trace like {@link broken}. */
 function isolated(pipeline: string | undefined): IsolatedCircuitError {
   return stackless(() => new IsolatedCircuitError({ pipeline }));
-}
-
-/** Builds an error with stack capture off, restoring the limit whatever happens. */
-function stackless<E extends Error>(make: () => E): E {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return make();
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
 }
 
 /**

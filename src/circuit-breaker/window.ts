@@ -1,5 +1,6 @@
 /**
- * The sliding windows of the circuit breaker's closed state. Both record a call
+ * The sliding windows of the circuit breaker's closed state (the throttle uses the
+ * time window too: a refused call is recorded as a failure). Both record a call
  * in O(1) whatever their size, keep their counts in one typed array, and keep
  * running totals so that reading a rate costs a division.
  * @internal
@@ -111,6 +112,16 @@ export class TimeWindow implements Window {
       counts[at + 2]!++;
       this.slow++;
     }
+  }
+
+  /**
+   * Moves the window to `now` without recording a call, so that the totals read
+   * next leave out the buckets that expired since the last record (the throttle
+   * reads them before deciding on a call).
+   */
+  advance(now: number): void {
+    const bucket = this.#bucketOf(now);
+    if (bucket > this.#head) this.#rotate(bucket);
   }
 
   clear(now: number): void {

@@ -3,7 +3,8 @@ export type BreakwaterErrorCode =
   | 'ERR_BREAKWATER_TIMEOUT'
   | 'ERR_BREAKWATER_BROKEN_CIRCUIT'
   | 'ERR_BREAKWATER_ISOLATED_CIRCUIT'
-  | 'ERR_BREAKWATER_BULKHEAD_REJECTED';
+  | 'ERR_BREAKWATER_BULKHEAD_REJECTED'
+  | 'ERR_BREAKWATER_THROTTLED';
 
 const BRAND = Symbol.for('breakwater.error');
 
@@ -119,6 +120,26 @@ export function isBulkheadRejectedError(value: unknown): value is BulkheadReject
   return hasCode(value, 'ERR_BREAKWATER_BULKHEAD_REJECTED');
 }
 
+/**
+ * The throttle refused the call locally, because the dependency has been refusing
+ * calls recently (client-side adaptive throttling): the call was not made.
+ */
+export class ThrottledError extends BreakwaterError {
+  readonly code = 'ERR_BREAKWATER_THROTTLED' as const;
+  override readonly name = 'ThrottledError';
+  /** The probability with which the throttle was rejecting calls when it refused this one, above 0 and at most 1. */
+  readonly probability: number;
+  constructor(probability: number, options?: BreakwaterErrorOptions) {
+    super('the dependency has been refusing calls, so the client throttled this one: the call was not made', options);
+    this.probability = probability;
+  }
+}
+
+/** True when `value` is a {@link ThrottledError} from any copy of Breakwater. */
+export function isThrottledError(value: unknown): value is ThrottledError {
+  return hasCode(value, 'ERR_BREAKWATER_THROTTLED');
+}
+
 /** True for any error a Breakwater policy produced (as opposed to one thrown by the work). */
 export function isBreakwaterError(value: unknown): value is BreakwaterError {
   if (typeof value !== 'object' || value === null) return false;
@@ -130,11 +151,27 @@ export function isBreakwaterError(value: unknown): value is BreakwaterError {
 }
 
 /** A refusal: the call was not made because a policy refused it. */
-export type Rejection = BrokenCircuitError | IsolatedCircuitError | BulkheadRejectedError;
+export type Rejection = BrokenCircuitError | IsolatedCircuitError | BulkheadRejectedError | ThrottledError;
 
-/** True when a policy refused the call without running it (open, isolated or full). */
+/** True when a policy refused the call without running it (open, isolated, full or throttled). */
 export function isRejection(value: unknown): value is Rejection {
   return (
-    isBrokenCircuitError(value) || isIsolatedCircuitError(value) || isBulkheadRejectedError(value)
+    isBrokenCircuitError(value) || isIsolatedCircuitError(value) || isBulkheadRejectedError(value) || isThrottledError(value)
   );
+}
+
+/**
+ * Builds a refusal without capturing a stack trace: `new Error()` costs microseconds,
+ * nearly all of it stack capture, and the stack of a refusal points into the policy,
+ * not at a fault. The message and `code` say it all. Restores the limit whatever happens.
+ * @internal
+ */
+export function stackless<E extends Error>(make: () => E): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }

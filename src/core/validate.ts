@@ -131,6 +131,9 @@ export const satisfies =
     if (!predicate(value)) fail(kind, owner, key, rule, value);
   };
 
+/** A plain object (not null, not an array). */
+export const plainObject: Check = satisfies('an object', (v) => typeof v === 'object' && v !== null && !Array.isArray(v));
+
 const NO_HINTS: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
@@ -171,6 +174,56 @@ export function checkOptions<T extends object>(
     }
   }
   return out as Partial<T>;
+}
+
+/**
+ * Checks a nested options object: its keys are reported as `parent.key`, so a
+ * message names the exact option (`window.ms`, `initialState.state`). Returns
+ * a copy of the keys given.
+ */
+export function checkNested<T extends object>(
+  owner: string,
+  parent: string,
+  value: unknown,
+  spec: Record<string, Check>,
+  required: readonly string[] = [],
+): Partial<T> {
+  plainObject(owner, parent, value);
+  const prefixed: Record<string, unknown> = {};
+  for (const key of Object.keys(value as object)) prefixed[`${parent}.${key}`] = (value as Record<string, unknown>)[key];
+  const prefixedSpec: Record<string, Check> = {};
+  for (const key of Object.keys(spec)) prefixedSpec[`${parent}.${key}`] = spec[key]!;
+  const checked = checkOptions<Record<string, unknown>>(
+    owner,
+    prefixed,
+    prefixedSpec,
+    required.map((key) => `${parent}.${key}`),
+  ) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(checked)) out[key.slice(parent.length + 1)] = checked[key];
+  return out as Partial<T>;
+}
+
+/**
+ * Checks a time window `window: { ms?, buckets? }` (plus the `extra` keys, such as
+ * the breaker's `kind`) and fills in `defaults`: `ms` from 1 to the timer limit,
+ * `buckets` from 1 to 1,000, and `ms` a multiple of `buckets`.
+ */
+export function checkTimeWindow(
+  owner: string,
+  value: unknown,
+  defaults: { readonly ms: number; readonly buckets: number },
+  extra: Record<string, Check> = {},
+): { ms: number; buckets: number } {
+  const w = checkNested<{ ms: number; buckets: number }>(owner, 'window', value, { ...extra, ms: duration(1), buckets: integer(1, 1_000) });
+  const ms = w.ms ?? defaults.ms;
+  const buckets = w.buckets ?? defaults.buckets;
+  if (ms % buckets !== 0) {
+    throw new RangeError(
+      `${owner}: option "window.ms" must be a multiple of window.buckets (${buckets}), so that every bucket spans a whole number of ms; received ${received(ms)}`,
+    );
+  }
+  return { ms, buckets };
 }
 
 /** Checks the per-call options of `execute`. @internal */

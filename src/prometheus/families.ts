@@ -34,9 +34,10 @@ const HEDGES = 20;
 const HEDGE_WINS = 21;
 const HEDGE_BUDGET_EXHAUSTED = 22;
 const CHAOS = 23; // 3 kinds
+const THROTTLED = 26;
 // Then, per observed outcome and bucket (bounds + 1 of them, not cumulative):
 // the number of observations, and after all of those, the sum of their seconds.
-const BUCKETS = 26;
+const BUCKETS = 27;
 
 /** Slots of the per-pipeline counters, for the listeners. @internal */
 export const SLOTS = {
@@ -50,6 +51,7 @@ export const SLOTS = {
   HEDGE_WINS,
   HEDGE_BUDGET_EXHAUSTED,
   CHAOS,
+  THROTTLED,
 } as const;
 
 /** The `cause` of a fallback: the kind of error it replaced. */
@@ -109,6 +111,8 @@ export interface EntrySpec {
   readonly bulkhead: BulkheadLike | undefined;
   /** Which of the other policies the pipeline has (their families report it only then). */
   readonly has: Readonly<Record<'retry' | 'timeout' | 'fallback' | 'hedge' | 'chaos', boolean>>;
+  /** The pipeline's client-side throttle, if any: its probability is read at scrape time. */
+  readonly throttle: { readonly probability: number } | undefined;
 }
 
 /**
@@ -129,6 +133,7 @@ export class Entry {
   readonly breaker: BreakerLike | undefined;
   readonly bulkhead: BulkheadLike | undefined;
   readonly has: EntrySpec['has'];
+  readonly throttle: EntrySpec['throttle'];
   /** `{ pipeline, ...constLabels }`, as the only element. */
   readonly baseLabels: readonly Labels[];
   /** One label set per outcome, in {@link OUTCOMES} order. */
@@ -153,6 +158,7 @@ export class Entry {
     this.breaker = spec.breaker;
     this.bulkhead = spec.bulkhead;
     this.has = spec.has;
+    this.throttle = spec.throttle;
     this.data = new Float64Array(BUCKETS + 2 * OBSERVED * (bucketCount + 1));
     this.reported = new Float64Array(this.data.length);
     const pipeline = spec.pipeline.name!;
@@ -513,6 +519,8 @@ export const FAMILY_SUFFIXES = [
   'hedge_wins_total',
   'hedge_budget_exhausted_total',
   'chaos_injections_total',
+  'throttle_rejections_total',
+  'throttle_probability',
 ] as const;
 
 /**
@@ -596,6 +604,15 @@ export class Group {
       single('hedge_budget_exhausted_total', 'Hedges that were due but refused by the extra-load budget.', HEDGE_BUDGET_EXHAUSTED, (e) => e.has.hedge),
       counter('chaos_injections_total', 'Calls a chaos policy injected into, by kind: a rate left on shows here.', CHAOS, 'kind', (e) =>
         e.has.chaos ? e.kindLabels : undefined,
+      ),
+      single('throttle_rejections_total', 'Calls a client-side throttle refused locally.', THROTTLED, (e) => e.throttle !== undefined),
+      new GaugeFamily(
+        this,
+        `${prefix}throttle_probability`,
+        'The probability a client-side throttle refuses the next call, read when scraped.',
+        names(),
+        (e) => (e.throttle ? e.baseLabels : undefined),
+        (e) => [e.throttle!.probability],
       ),
     ];
   }

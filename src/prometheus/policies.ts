@@ -53,6 +53,7 @@ export interface Unit {
   readonly fallbacks: { readonly kind: string; readonly onFallback: Event<{ readonly error?: unknown }> }[];
   readonly hedges: { readonly kind: string; readonly onHedge: Event<unknown>; readonly onHedgeWon: Event<unknown>; readonly onBudgetExhausted: Event<unknown> }[];
   readonly chaos: { readonly kind: string; readonly onInjected: Event<{ readonly kind?: unknown }> }[];
+  readonly throttles: { readonly kind: string; readonly onReject: Event<unknown>; readonly probability: number }[];
 }
 
 type Bag = Record<string, unknown>;
@@ -92,7 +93,7 @@ export function unitsOf(root: PipelineLike): Unit[] {
   const visit = (named: PipelineLike): void => {
     if (seen.has(named)) return;
     seen.add(named);
-    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [] };
+    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [], throttles: [] };
     units.push(unit);
     const collect = (policies: readonly unknown[], path: Set<unknown>): void => {
       for (const policy of policies) {
@@ -107,6 +108,9 @@ export function unitsOf(root: PipelineLike): Unit[] {
         if (typeof policy.onRetry === 'function') unit.retries.push(policy as unknown as RetryLike);
         if (typeof policy.onHedge === 'function' && typeof policy.onHedgeWon === 'function') unit.hedges.push(policy as unknown as Unit['hedges'][number]);
         if (typeof policy.onInjected === 'function') unit.chaos.push(policy as unknown as Unit['chaos'][number]);
+        if (typeof policy.onReject === 'function' && typeof policy.probability === 'number' && !isBulkhead(policy)) {
+          unit.throttles.push(policy as unknown as Unit['throttles'][number]);
+        }
         if (typeof policy.onTimeout === 'function') unit.timeouts.push(policy as unknown as Unit['timeouts'][number]);
         if (typeof policy.onFallback === 'function') unit.fallbacks.push(policy as unknown as Unit['fallbacks'][number]);
       }

@@ -308,6 +308,7 @@ export class PrometheusMetrics {
             hedge: unit.hedges.length > 0,
             chaos: unit.chaos.length > 0,
           },
+          throttle: unit.throttles[0],
         },
         group.bounds.length,
       );
@@ -335,6 +336,7 @@ export class PrometheusMetrics {
           on(h.onBudgetExhausted, entry.counter(SLOTS.HEDGE_BUDGET_EXHAUSTED), d);
         }
         for (const c of unit.chaos) on(c.onInjected, entry.chaosListener(), d);
+        for (const t of unit.throttles) on(t.onReject, entry.counter(SLOTS.THROTTLED), d);
         const created = entry;
         // A disposed pipeline's series go, however many attachments hold them.
         on(unit.pipeline.onDispose, () => this.#remove(created), d);

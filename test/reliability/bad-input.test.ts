@@ -25,6 +25,7 @@ import {
   type Policy,
   retry,
   retryBudget,
+  throttle,
   timeout,
 } from '../../src/index.ts';
 import { fromOpossum, runWork } from '../../src/opossum/index.ts';
@@ -254,6 +255,22 @@ const FACTORIES: readonly FactorySpec[] = [
     ],
   },
   {
+    owner: 'throttle',
+    make: (o) => throttle(o as never),
+    base: {},
+    options: [
+      opt('requestsPerAccept', { type: 'finite', min: 1, max: 100 }),
+      opt('minimumRequests', integer(1)),
+      opt('maxRejectionProbability', { type: 'finite', min: 0, max: 1 }),
+      opt('handle', fn),
+      opt('clock', clock),
+      opt('random', fn),
+      opt('window', { type: 'object' }),
+      nested('window', 'ms', duration(1), { buckets: 1 }),
+      nested('window', 'buckets', integer(1, 1_000), { ms: 1_000 }),
+    ],
+  },
+  {
     owner: 'retryBudget',
     make: (o) => retryBudget(o as never),
     base: {},
@@ -469,6 +486,24 @@ const CROSS_CASES: readonly Case[] = [
     message: [/^circuitBreaker: option "initialState\.consecutiveOpens" must be at least 1 when the state is "open"; received 0$/],
   },
   {
+    name: 'throttle: window.ms not a multiple of window.buckets',
+    run: () => throttle({ window: { ms: 1_001, buckets: 10 } }),
+    cls: 'range',
+    message: [/^throttle: option "window\.ms" must be a multiple of window\.buckets \(10\).*; received 1001$/],
+  },
+  {
+    name: 'throttle: window.ms alone, not a multiple of the default 20 buckets',
+    run: () => throttle({ window: { ms: 1_010 } }),
+    cls: 'range',
+    message: [/^throttle: option "window\.ms" must be a multiple of window\.buckets \(20\).*; received 1010$/],
+  },
+  {
+    name: 'throttle: kind inside window',
+    run: () => throttle({ window: { kind: 'time', ms: 1_000, buckets: 10 } as never }),
+    cls: 'type',
+    message: [/^throttle: unknown option "window\.kind"; known options are window\.ms, window\.buckets$/],
+  },
+  {
     name: 'bulkhead: maxConcurrent set to 0 later',
     run: () => {
       const b = bulkhead({ maxConcurrent: 1 });
@@ -575,7 +610,7 @@ const ALL: readonly Case[] = [...FACTORIES.flatMap((f) => [...optionCases(f), ..
 describe('bad input: every factory refuses it at construction, naming the option, the rule and the value', () => {
   it('covers every factory of the public API', () => {
     const owners = new Set(ALL.map((c) => c.name.split(':')[0]));
-    for (const owner of ['timeout', 'fallback', 'retry', 'circuitBreaker', 'bulkhead', 'retryBudget', 'exponential', 'constant', 'pipeline', 'prometheusMetrics', 'fromOpossum']) {
+    for (const owner of ['timeout', 'fallback', 'retry', 'circuitBreaker', 'bulkhead', 'throttle', 'retryBudget', 'exponential', 'constant', 'pipeline', 'prometheusMetrics', 'fromOpossum']) {
       expect(owners.has(owner), owner).toBe(true);
     }
     expect(ALL.length).toBeGreaterThan(300);
@@ -680,6 +715,11 @@ const EDGE_CASES: readonly EdgeCase[] = [
   { name: 'circuitBreaker: open period schedule returning NaN', policy: (clock) => circuitBreaker({ minimumCalls: 1, halfOpenAfterMs: { delayMs: () => NaN }, clock }), work: fails, expect: 'rejected' },
   { name: 'circuitBreaker: handle returning a non-boolean', policy: (clock) => circuitBreaker({ minimumCalls: 1, handle: () => 1 as never, clock }), work: fails, expect: 'rejected' },
   { name: 'circuitBreaker: restored open at the timer limit', policy: (clock) => circuitBreaker({ initialState: { state: 'open', retryAfterMs: MAX_TIMER_MS }, clock }), work: () => 'ok', expect: 'rejected' },
+  { name: 'throttle: at its limits', policy: (clock) => throttle({ requestsPerAccept: 1, minimumRequests: 1, maxRejectionProbability: 1, window: { ms: MAX_TIMER_MS, buckets: 1 }, clock }), work: fails, expect: 'rejected' },
+  { name: 'throttle: random returning NaN', policy: (clock) => throttle({ minimumRequests: 1, random: () => NaN, clock }), work: fails, expect: 'rejected' },
+  { name: 'throttle: random returning -1', policy: (clock) => throttle({ minimumRequests: 1, random: () => -1, clock }), work: () => 'ok', expect: 'either' },
+  { name: 'throttle: random that throws', policy: (clock) => throttle({ minimumRequests: 1, random: () => { throw new Error('random bug'); }, clock }), work: fails, expect: 'rejected' },
+  { name: 'throttle: handle returning a non-boolean', policy: (clock) => throttle({ minimumRequests: 1, handle: () => 'yes' as never, clock }), work: fails, expect: 'rejected' },
   { name: 'fallback: factory that throws', policy: () => fallback({ factory: () => { throw new Error('factory bug'); } }), work: fails, expect: 'rejected' },
   { name: 'fallback: factory returning a rejected promise', policy: () => fallback({ factory: () => Promise.reject(new Error('factory bug')) }), work: fails, expect: 'rejected' },
   { name: 'fallback: handle that throws', policy: () => fallback({ value: 1, handle: () => { throw new Error('handle bug'); } }), work: fails, expect: 'rejected' },
@@ -708,6 +748,8 @@ describe('options named as in opossum, cockatiel or p-retry say what to write in
     [() => retry({ retries: 2 } as never), /p-retry's retries is maxAttempts minus one/],
     [() => timeout({ milliseconds: 5 } as never), /p-timeout's milliseconds is ms/],
     [() => bulkhead({ concurrency: 4 } as never), /p-limit's concurrency is maxConcurrent/],
+    [() => throttle({ k: 2 } as never), /unknown option "k" \(the SRE book's K is requestsPerAccept\)/],
+    [() => throttle({ srThreshold: 0.5 } as never), /Envoy's sr_threshold is 1 \/ requestsPerAccept/],
   ])('%#', (make, message) => {
     expect(make).toThrow(message);
     expect(make).toThrow(/; known options are /);
