@@ -71,6 +71,24 @@ export {
   type BulkheadRejectReason,
 } from './bulkhead.ts';
 export {
+  adaptiveLimit,
+  AdaptiveLimitPolicy,
+  ADAPTIVE_LIMIT_DEFAULTS,
+  type AdaptiveLimitOptions,
+  type LimitChangeEvent,
+} from './adaptive-limit/policy.ts';
+export {
+  aimd,
+  AIMD_DEFAULTS,
+  AimdLimit,
+  type AimdOptions,
+  gradient,
+  GRADIENT_DEFAULTS,
+  GradientLimit,
+  type GradientOptions,
+  type LimitAlgorithm,
+} from './adaptive-limit/algorithms.ts';
+export {
   retry,
   RETRY_DEFAULTS,
   RetryPolicy,
