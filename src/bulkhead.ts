@@ -94,11 +94,11 @@ export class BulkheadPolicy extends PolicyBase {
   readonly #reject = new Emitter<BulkheadRejectEvent>();
   // One pair of settle handlers per policy, shared by every call: no closure per call.
   readonly #settledOk = (value: unknown): unknown => {
-    this.#release();
+    this._release();
     return value;
   };
   readonly #settledError = (error: unknown): never => {
-    this.#release();
+    this._release();
     throw error;
   };
 
@@ -151,6 +151,16 @@ export class BulkheadPolicy extends PolicyBase {
   /** Runs a call in a slot, which it releases when it settles. */
   #start<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     this.#active++;
+    return this._runInSlot(chain, index, scope, attempt);
+  }
+
+  /**
+   * What a call does once it holds a slot: the layers below, then `_release()`
+   * when they settle. The adaptive limit's slots override it to time the call and
+   * learn from its outcome before giving the slot back (src/adaptive-limit/policy.ts).
+   * @internal
+   */
+  protected _runInSlot<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     return chain.next(index + 1, scope, attempt).then(this.#settledOk, this.#settledError) as Promise<T>;
   }
 
@@ -210,7 +220,8 @@ export class BulkheadPolicy extends PolicyBase {
     }
   }
 
-  #release(): void {
+  /** Gives a slot back and starts the next waiting call. @internal */
+  _release(): void {
     this.#active--;
     if (this.#head !== undefined) this.#drain();
   }
@@ -277,10 +288,15 @@ export function bulkhead(options: BulkheadOptions): BulkheadPolicy {
       concurrency: "p-limit's concurrency is maxConcurrent",
     },
   );
+  checkQueueTimeout(owner, checked);
+  return new BulkheadPolicy(checked as BulkheadOptions);
+}
+
+/** `queueTimeoutMs` needs a queue to wait in. @internal */
+export function checkQueueTimeout(owner: string, checked: Pick<BulkheadOptions, 'maxQueue' | 'queueTimeoutMs'>): void {
   if (checked.queueTimeoutMs !== undefined && !(checked.maxQueue! > 0)) {
     throw new RangeError(
       `${owner}: option "queueTimeoutMs" needs a queue: set "maxQueue" above 0; received maxQueue ${received(checked.maxQueue ?? 0)}`,
     );
   }
-  return new BulkheadPolicy(checked as BulkheadOptions);
 }

@@ -74,6 +74,24 @@ export {
   type BulkheadRejectReason,
 } from './bulkhead.ts';
 export {
+  adaptiveLimit,
+  type AdaptiveLimitPolicy,
+  ADAPTIVE_LIMIT_DEFAULTS,
+  type AdaptiveLimitOptions,
+  type LimitChangeEvent,
+} from './adaptive-limit/policy.ts';
+export {
+  aimd,
+  AIMD_DEFAULTS,
+  type AimdLimit,
+  type AimdOptions,
+  gradient,
+  GRADIENT_DEFAULTS,
+  type GradientLimit,
+  type GradientOptions,
+  type LimitAlgorithm,
+} from './adaptive-limit/algorithms.ts';
+export {
   retry,
   RETRY_DEFAULTS,
   type RetryPolicy,

@@ -68,4 +68,7 @@ export const FAMILIES = [
   'chaos_injections_total',
   'throttle_rejections_total',
   'throttle_probability',
+  'adaptive_limit',
+  'adaptive_in_flight',
+  'adaptive_rejections_total',
 ];

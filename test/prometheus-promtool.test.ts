@@ -14,6 +14,8 @@ import {
   bulkhead,
   circuitBreaker,
   constant,
+  adaptiveLimit,
+  aimd,
   fallback,
   hedge,
   throttle,
@@ -64,6 +66,7 @@ async function busyRegistry(): Promise<Registry> {
   const search = pipeline(
     { name: 'search', clock },
     throttle({ clock }),
+    adaptiveLimit({ algorithm: aimd(), maxQueue: 10, clock }),
     hedge({ delayMs: 5, maxExtraLoad: 1, clock }),
     chaos({ kind: 'latency', ms: 1, injectionRate: 1, enabled: true, clock }),
   );

@@ -22,7 +22,9 @@ import {
   bulkhead,
   circuitBreaker,
   constant,
+  adaptiveLimit,
   fallback,
+  gradient,
   hedge,
   throttle,
   pipeline,
@@ -176,6 +178,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     const game = pipeline(
       { name: 'game' },
       throttle(),
+      adaptiveLimit({ algorithm: gradient() }),
       hedge({ delayMs: 5, maxExtraLoad: 1 }),
       chaos({ kind: 'latency', ms: 10, injectionRate: 1, enabled: true }),
     );

@@ -163,6 +163,9 @@ describe('prometheusMetrics: attach', () => {
       breakwater_chaos_injections_total: 'counter',
       breakwater_throttle_rejections_total: 'counter',
       breakwater_throttle_probability: 'gauge',
+      breakwater_adaptive_limit: 'gauge',
+      breakwater_adaptive_in_flight: 'gauge',
+      breakwater_adaptive_rejections_total: 'counter',
     });
     const { register } = await import('prom-client');
     expect(register.getSingleMetric('breakwater_calls_total')).toBeUndefined();

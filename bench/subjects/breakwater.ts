@@ -52,6 +52,11 @@ function subject(id: string, label: string, policy: AnyPolicy): Subject {
   return { id, label, library: 'breakwater', call: () => policy.execute(work) };
 }
 
+/** An adaptive limit as roomy as the bulkhead subject (it starts at its maximum, 1,000). */
+function adaptive(algorithm: bw.LimitAlgorithm): bw.AdaptiveLimitPolicy {
+  return bw.adaptiveLimit({ algorithm, maxLimit: 1_000, initialLimit: 1_000, maxQueue: 1_000 });
+}
+
 /** Each Breakwater policy alone, on the success path. */
 export function singlePolicySubjects(): Subject[] {
   return [
@@ -61,6 +66,8 @@ export function singlePolicySubjects(): Subject[] {
     subject('bw.retry', 'retry', bw.retry({ maxAttempts: 3 })),
     subject('bw.breaker', 'circuitBreaker', defaultBreaker()),
     subject('bw.throttle', 'throttle', bw.throttle()),
+    subject('bw.adaptive.aimd', 'adaptiveLimit, aimd', adaptive(bw.aimd())),
+    subject('bw.adaptive.gradient', 'adaptiveLimit, gradient', adaptive(bw.gradient())),
   ];
 }
 

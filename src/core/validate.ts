@@ -64,13 +64,19 @@ export const integer =
     if (!Number.isInteger(n) || n < min || n > max) fail('range', owner, key, rule, value);
   };
 
-/** A finite number within `[min, max]`. */
+/** A finite number within `[min, max]`; `open` leaves that end out (`'min'`: above `min`; `'max'`: below `max`). */
 export const finite =
-  (min: number, max: number): Check =>
+  (min: number, max: number, open?: 'min' | 'max'): Check =>
   (owner, key, value) => {
-    const rule = `a finite number from ${min} to ${max}`;
+    const rule =
+      open === 'min'
+        ? `a finite number above ${min}, up to ${max}`
+        : open === 'max'
+          ? `a finite number from ${min} to below ${max}`
+          : `a finite number from ${min} to ${max}`;
     const n = number(owner, key, value, rule);
-    if (!Number.isFinite(n) || n < min || n > max) fail('range', owner, key, rule, value);
+    const outside = n < min || n > max || (open === 'min' && n === min) || (open === 'max' && n === max);
+    if (!Number.isFinite(n) || outside) fail('range', owner, key, rule, value);
   };
 
 /** A function. */

@@ -35,9 +35,10 @@ const HEDGE_WINS = 21;
 const HEDGE_BUDGET_EXHAUSTED = 22;
 const CHAOS = 23; // 3 kinds
 const THROTTLED = 26;
+const LIMIT_DROPS = 27;
 // Then, per observed outcome and bucket (bounds + 1 of them, not cumulative):
 // the number of observations, and after all of those, the sum of their seconds.
-const BUCKETS = 27;
+const BUCKETS = 28;
 
 /** Slots of the per-pipeline counters, for the listeners. @internal */
 export const SLOTS = {
@@ -52,6 +53,7 @@ export const SLOTS = {
   HEDGE_BUDGET_EXHAUSTED,
   CHAOS,
   THROTTLED,
+  LIMIT_DROPS,
 } as const;
 
 /** The `cause` of a fallback: the kind of error it replaced. */
@@ -113,6 +115,8 @@ export interface EntrySpec {
   readonly has: Readonly<Record<'retry' | 'timeout' | 'fallback' | 'hedge' | 'chaos', boolean>>;
   /** The pipeline's client-side throttle, if any: its probability is read at scrape time. */
   readonly throttle: { readonly probability: number } | undefined;
+  /** The pipeline's adaptive limit, if any: its limit and calls in flight are read at scrape time. */
+  readonly limit: { readonly limit: number; readonly inFlight: number } | undefined;
 }
 
 /**
@@ -134,6 +138,7 @@ export class Entry {
   readonly bulkhead: BulkheadLike | undefined;
   readonly has: EntrySpec['has'];
   readonly throttle: EntrySpec['throttle'];
+  readonly limit: EntrySpec['limit'];
   /** `{ pipeline, ...constLabels }`, as the only element. */
   readonly baseLabels: readonly Labels[];
   /** One label set per outcome, in {@link OUTCOMES} order. */
@@ -159,6 +164,7 @@ export class Entry {
     this.bulkhead = spec.bulkhead;
     this.has = spec.has;
     this.throttle = spec.throttle;
+    this.limit = spec.limit;
     this.data = new Float64Array(BUCKETS + 2 * OBSERVED * (bucketCount + 1));
     this.reported = new Float64Array(this.data.length);
     const pipeline = spec.pipeline.name!;
@@ -521,6 +527,9 @@ export const FAMILY_SUFFIXES = [
   'chaos_injections_total',
   'throttle_rejections_total',
   'throttle_probability',
+  'adaptive_limit',
+  'adaptive_in_flight',
+  'adaptive_rejections_total',
 ] as const;
 
 /**
@@ -614,6 +623,11 @@ export class Group {
         (e) => (e.throttle ? e.baseLabels : undefined),
         (e) => [e.throttle!.probability],
       ),
+      new GaugeFamily(this, `${prefix}adaptive_limit`, 'The current limit of an adaptive concurrency limit, read when scraped.', names(), (e) =>
+        e.limit ? e.baseLabels : undefined, (e) => [e.limit!.limit]),
+      new GaugeFamily(this, `${prefix}adaptive_in_flight`, 'Calls holding a slot of an adaptive concurrency limit, read when scraped.', names(), (e) =>
+        e.limit ? e.baseLabels : undefined, (e) => [e.limit!.inFlight]),
+      single('adaptive_rejections_total', 'Calls an adaptive concurrency limit refused (full, or queue wait timed out).', LIMIT_DROPS, (e) => e.limit !== undefined),
     ];
   }
 

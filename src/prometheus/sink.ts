@@ -309,6 +309,7 @@ export class PrometheusMetrics {
             chaos: unit.chaos.length > 0,
           },
           throttle: unit.throttles[0],
+          limit: unit.limits[0],
         },
         group.bounds.length,
       );
@@ -337,6 +338,7 @@ export class PrometheusMetrics {
         }
         for (const c of unit.chaos) on(c.onInjected, entry.chaosListener(), d);
         for (const t of unit.throttles) on(t.onReject, entry.counter(SLOTS.THROTTLED), d);
+        for (const l of unit.limits) on(l.onReject, entry.counter(SLOTS.LIMIT_DROPS), d);
         const created = entry;
         // A disposed pipeline's series go, however many attachments hold them.
         on(unit.pipeline.onDispose, () => this.#remove(created), d);
