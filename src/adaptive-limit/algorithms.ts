@@ -80,7 +80,7 @@ export const AIMD_DEFAULTS: Readonly<Required<Omit<AimdOptions, 'slowCallMs'>>> 
  * Additive increase, multiplicative decrease; create it with {@link aimd}.
  * Stateless, so it is its own learner.
  */
-export class AimdLimit implements LimitAlgorithm, LimitLearner {
+export class AimdLimit implements LimitAlgorithm {
   /** Always `'aimd'`. */
   readonly kind = 'aimd';
   /** Growth per limit's worth of successful calls near the limit. */
