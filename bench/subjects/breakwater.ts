@@ -68,6 +68,7 @@ export function singlePolicySubjects(): Subject[] {
     subject('bw.throttle', 'throttle', bw.throttle()),
     subject('bw.adaptive.aimd', 'adaptiveLimit, aimd', adaptive(bw.aimd())),
     subject('bw.adaptive.gradient', 'adaptiveLimit, gradient', adaptive(bw.gradient())),
+    subject('bw.hedge', 'hedge (delay 1 s: none starts)', bw.hedge({ delayMs: 1_000 })),
   ];
 }
 
