@@ -177,12 +177,17 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     // game: a game day left on (chaos latency), hedged.
     const game = pipeline(
       { name: 'game' },
-      throttle(),
-      adaptiveLimit({ algorithm: gradient() }),
-      hedge({ delayMs: 5, maxExtraLoad: 1 }),
+      hedge({ delayMs: 5, maxExtraLoad: 0.5 }), // every call is slow: half the hedges are over budget
       chaos({ kind: 'latency', ms: 10, injectionRate: 1, enabled: true }),
     );
-    metrics.attach(inventory, search, payments, profile, auth, game);
+    // crowded: an overloaded dependency: the adaptive limit holds one call at a time and
+    // refuses the rest, and the one it admits is refused, so the throttle backs off.
+    const crowded = pipeline(
+      { name: 'crowded' },
+      adaptiveLimit({ algorithm: gradient(), minLimit: 1, maxLimit: 1, initialLimit: 1 }),
+      throttle({ minimumRequests: 1 }),
+    );
+    metrics.attach(inventory, search, payments, profile, auth, game, crowded);
 
     const run = (p: Pipeline<unknown>, work: (signal: AbortSignal) => Promise<unknown>): void => {
       const call = p.execute(({ signal }) => work(signal)).catch(() => undefined);
@@ -198,6 +203,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       run(profile, (signal) => slow(tick % 2 === 0 ? 50 : 1, signal));
       for (let i = 0; i < 3; i++) run(auth, () => Promise.reject(new Error('auth upstream down')));
       run(game, (signal) => slow(1, signal));
+      for (let i = 0; i < 5; i++) run(crowded, (signal) => slow(30, signal).then(() => Promise.reject(new Error('503 overloaded'))));
     };
     burst();
     traffic = setInterval(burst, 100);
@@ -303,15 +309,18 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   });
 
   const alerts = alertExpressions();
-  it('finds the seven alert expressions', () => {
+  it('finds the ten alert expressions', () => {
     expect([...alerts.keys()].sort()).toEqual([
+      'BreakwaterAdaptiveLimitRejections',
       'BreakwaterAnsweredByFallbacks',
       'BreakwaterBulkheadRejections',
       'BreakwaterChaosInjecting',
       'BreakwaterCircuitOpen',
       'BreakwaterDependencyErrors',
+      'BreakwaterHedgeBudgetExhausted',
       'BreakwaterHighTimeoutRatio',
       'BreakwaterRetryBudgetExhausted',
+      'BreakwaterThrottling',
     ]);
   });
 
@@ -323,6 +332,9 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     BreakwaterDependencyErrors: 'auth',
     BreakwaterAnsweredByFallbacks: 'auth',
     BreakwaterChaosInjecting: 'game',
+    BreakwaterThrottling: 'crowded',
+    BreakwaterAdaptiveLimitRejections: 'crowded',
+    BreakwaterHedgeBudgetExhausted: 'game',
   };
   it.each([...alerts])('alert %s: the expression parses and holds for the pipeline built to trip it', async (name, expr) => {
     const result = await query(expr);
@@ -333,7 +345,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
 
   it('loads the rules, evaluates them without error, and has every alert pending', async () => {
     await until(
-      'all seven alerts pending',
+      'all ten alerts pending',
       Date.now() + 10_000,
       async () => {
         const response = (await (await fetch(`${base}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
@@ -346,7 +358,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
     };
     const all = rules.data.groups.flatMap((g) => g.rules);
-    expect(all).toHaveLength(7);
+    expect(all).toHaveLength(10);
     for (const rule of all) expect(rule.health, `${rule.name}: ${rule.lastError}`).toBe('ok');
   });
 
