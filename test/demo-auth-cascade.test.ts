@@ -219,7 +219,7 @@ describe('auth-cascade demo, end to end in virtual time (--memory)', () => {
       expect(note).toBeGreaterThan(table);
       const text = lines.slice(note).join(' ').replace(/\s+/g, ' ');
       expect(text).toMatch(/orders \/checkout goes from [\d.]+% and [\d.]+% before to 0\.0% after, on purpose: a payment needs a verified user/);
-      expect(text).toMatch(/"time to full service" is 0 ms before and \d+ ms( and \d+ ms)? after: not a regression/);
+      expect(text).toMatch(/"time to full service" is 0 ms before, \d+ ms( and \d+ ms)? after: not a regression/);
       expect(text).toContain('catalog /products never calls auth');
       expect(lines.slice(note).some((l) => l.endsWith('docs/incidents/auth-cascade.md'))).toBe(true);
       expect(out).toContain('(100.0% degraded)');

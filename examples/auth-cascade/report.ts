@@ -225,7 +225,7 @@ export function howToReadNotes(runs: readonly RunSummary[], config: AuthCascadeC
         ` ${profile} serves a cached login when the user had one in the last ${config.profileCacheTtlMs / 1000} s (${share(after, profile)}, all degraded), and fails like checkout otherwise.`,
     );
     notes.push(
-      `"time to full service" is ${listOf(before.map((r) => ms(r.timeToRecoverMs)))} before and ${listOf(after.map((r) => ms(r.timeToRecoverMs)))} after: not a regression. ` +
+      `"time to full service" is ${listOf(before.map((r) => ms(r.timeToRecoverMs)))} before, ${listOf(after.map((r) => ms(r.timeToRecoverMs)))} after: not a regression. ` +
         'Before, nothing remembers the outage, so the stuck retries go through as soon as auth answers. ' +
         `After, a breaker that opened lets a trial call through only ${config.halfOpenAfterMs} ms later; until it closes, answers stay degraded ` +
         '(the breaker band under the chart shows it). That is the price of not hammering a broken auth; a lower halfOpenAfterMs shortens it.',

@@ -344,7 +344,7 @@ export function howToReadNotes(before: PhaseResult, after: PhaseResult, rate: nu
       (job.breaker ? ', and while the API is down the breaker lets one trial call through at a time' : '') +
       `; ${after.provider.duplicatesPrevented} retries were answered from the order's idempotency key instead of charging it twice. ` +
       `What matters is the load while the API is down: at most ${outagePeak(after)} calls in a second after, ${outagePeak(before)} before ` +
-      `(the demo's bound: ${OUTAGE_LOAD_BOUND}x the checkout rate, ${OUTAGE_LOAD_BOUND * rate}).`,
+      `(the bound the demo keeps: ${OUTAGE_LOAD_BOUND}x the checkout rate, ${OUTAGE_LOAD_BOUND * rate} a second).`,
   );
   if (job.breaker && after.worker !== undefined) {
     notes.push(
