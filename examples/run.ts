@@ -1,31 +1,31 @@
 /**
- * `npm run demo -- <name> [args...]`: runs one incident demo (default
- * `auth-cascade`). An unknown name lists the demos.
+ * `npm run demo -- [<name>] [args...]`: runs one incident demo (default
+ * `auth-cascade`). `list` lists the demos, `--help` says how to run them,
+ * `<name> --help` gives one demo's options. An unknown name lists the demos
+ * and exits with status 2.
  */
-import type { DemoModule } from './harness/index.ts';
+import { DEFAULT_DEMO, DEMOS, demoHelpLines, helpLines, listLines } from './demos.ts';
 
-/** The demos, by name, loaded on demand. */
-const DEMOS: Readonly<Record<string, { readonly about: string; readonly load: () => Promise<DemoModule> }>> = {
-  'auth-cascade': {
-    about: 'auth fails; dependents retrying without limit take everything down (before) vs Breakwater (after)',
-    load: () => import('./auth-cascade/demo.ts'),
-  },
-  'sync-payment-call': {
-    about: 'checkout waits on a 2.8 s external payment API (before) vs a background job behind a bulkhead, breaker and timeout (after)',
-    load: () => import('./sync-payment-call/demo.ts'),
-  },
-};
+const args = process.argv.slice(2);
+const first = args[0];
+const print = (lines: readonly string[]): void => console.log(lines.join('\n'));
 
-const [name = 'auth-cascade', ...argv] = process.argv.slice(2);
-const demo = DEMOS[name];
-if (demo === undefined) {
-  console.log(`unknown demo "${name}". Available demos:`);
-  for (const [key, { about }] of Object.entries(DEMOS)) console.log(`  ${key.padEnd(20)} ${about}`);
-  console.log('\nrun one with: npm run demo -- <name>');
-  process.exitCode = name === '--help' || name === '-h' || name === 'list' ? 0 : 2;
+if (first === 'list' || first === '--list') {
+  print(['Demos (run one with: npm run demo -- <name>; options: npm run demo -- <name> --help):', ...listLines()]);
+} else if (first === '--help' || first === '-h' || first === 'help') {
+  print(helpLines());
 } else {
-  const started = performance.now();
-  const module = await demo.load();
-  await module.run({ argv });
-  console.log(`\n${name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const [name, ...argv] = first === undefined || first.startsWith('--') ? [DEFAULT_DEMO, ...args] : args;
+  const demo = DEMOS[name!];
+  if (demo === undefined) {
+    print([`unknown demo "${name}". The demos:`, ...listLines(), '', 'run one with: npm run demo -- <name>   (npm run demo -- --help says more)']);
+    process.exitCode = 2;
+  } else if (argv.includes('--help') || argv.includes('-h')) {
+    print(demoHelpLines(name!));
+  } else {
+    const started = performance.now();
+    const module = await demo.load();
+    await module.run({ argv });
+    console.log(`\n${name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
 }

@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { countIn, summarize, writeResults } from '../examples/harness/index.ts';
+import { countIn, type InspectedPanel, inspectChart, summarize, writeResults } from '../examples/harness/index.ts';
+import { run as runDemo } from '../examples/auth-cascade/demo.ts';
 import { breakersClosedAfterMs, chartOf, seriesOf, summarizeRun, worstWindowAvailability } from '../examples/auth-cascade/report.ts';
 import { type AuthFaultMode, runScenario, type ScenarioResult } from '../examples/auth-cascade/scenario.ts';
 import { DEFAULT_CONFIG as config, DEPENDENTS, ENDPOINTS } from '../examples/auth-cascade/topology.ts';
@@ -142,7 +143,7 @@ describe('auth-cascade (property, memory transport, FakeClock)', () => {
 });
 
 describe('auth-cascade chart', () => {
-  it('writes chart.svg and series.json holding every run and series', async () => {
+  it('writes chart.svg and series.json holding every run and series, the answers shaded and the breakers drawn', async () => {
     const short = { fromMs: 1000, durationMs: 1500, rampMs: 0, rate: 40, slowMs: 0, seed: 3 } as const;
     const results = [await run('before', { ...short, mode: 'errors' }), await run('after', { ...short, mode: 'errors' })];
     const root = await mkdtemp(join(tmpdir(), 'bw-auth-cascade-'));
@@ -152,16 +153,87 @@ describe('auth-cascade chart', () => {
       const dir = await writeResults('auth-cascade', { 'chart.svg': svg, 'series.json': JSON.stringify(series) }, { root });
       const written = await readFile(join(dir, 'chart.svg'), 'utf8');
       expect(written.startsWith('<svg')).toBe(true);
-      for (const e of ENDPOINTS) expect(written).toContain(`data-name="${e.label}"`);
-      for (const name of ['offered', 'reaching auth, before', 'reaching auth, after']) expect(written).toContain(`data-name="${name}"`);
-      expect(written).toContain('class="shade"');
+      const panels = inspectChart(written);
+      expect(panels.map((p) => p.title)).toEqual([
+        'auth errors: requests per second',
+        'auth errors, BEFORE: share answered OK, per endpoint',
+        'auth errors, AFTER (Breakwater): share answered OK, per endpoint',
+        'auth errors: latency p95 (95% were faster), all endpoints',
+      ]);
+      const [load, before, after] = panels as [InspectedPanel, InspectedPanel, InspectedPanel];
+      expect(load.series.map((s) => s.name)).toEqual(['requests offered', 'calls reaching auth, before', 'calls reaching auth, after']);
+      for (const panel of [before, after]) {
+        expect(panel.series.map((s) => s.name)).toEqual(ENDPOINTS.map((e) => e.label));
+        expect(panel.areas.map((a) => a.name)).toEqual(['all endpoints: answered in full', 'all endpoints: answered, degraded']);
+        // Every line is drawn inside the frame, never on its edge, and no two lines coincide.
+        for (const s of panel.series) {
+          expect(s.points.length).toBeGreaterThan(0);
+          for (const [, y] of s.points) expect(y > panel.frame.y + 1 && y < panel.frame.y + panel.frame.height - 1).toBe(true);
+        }
+        expect(new Set(panel.series.map((s) => s.attributes.d)).size).toBe(ENDPOINTS.length);
+        for (const s of panel.series) expect(panel.legend).toContain(s.name);
+      }
+      // After: the degraded answers have an area of their own, and each service's breaker a band row.
+      expect(after.areas[1]!.d).not.toBe('');
+      expect(after.bands.map((b) => b.name)).toEqual(DEPENDENTS.map((d) => `breaker (one per service): ${d}`));
+      for (const band of after.bands) {
+        expect(band.spans[0]!.state).toBe('closed');
+        expect(band.spans.some((s) => s.state === 'open')).toBe(true);
+      }
+      expect(before.bands).toEqual([]);
+      expect(written).toContain('class="shade');
       const parsed = JSON.parse(await readFile(join(dir, 'series.json'), 'utf8')) as Record<string, { tSeconds: number[]; arrivalsRps: { auth: number[] } }>;
       expect(Object.keys(parsed)).toEqual(['before', 'after']);
       expect(parsed.before!.tSeconds.length).toBe(parsed.before!.arrivalsRps.auth.length);
       expect(parsed.before!.arrivalsRps.auth.some((v) => v > 0)).toBe(true);
       // Each path has as many points as buckets with data: the chart really holds the series.
-      const offeredPath = /data-name="offered" d="([^"]*)"/.exec(written)![1]!;
-      expect(offeredPath.split(/[ML]/).filter(Boolean).length).toBe(parsed.before!.tSeconds.length);
+      expect(load.series[0]!.points.length).toBe(parsed.before!.tSeconds.length);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('auth-cascade demo, end to end in virtual time (--memory)', () => {
+  it('explains itself: plain set-up, a progress line per run, how to read the table with the link, and the breaker states in the series', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'bw-auth-cascade-demo-'));
+    try {
+      const lines: string[] = [];
+      const dir = await runDemo({ argv: ['--memory'], resultsRoot: root, log: (l) => lines.push(l) });
+      const out = lines.join('\n');
+      // Plain words: no jargon the viewer has not been told.
+      expect(out).not.toMatch(/\bseed\b|degr\.|open loop|\+ \d+ queued/);
+      expect(out).toContain('each service handles 32 requests at a time and lets 32 more wait');
+      // Progress: plain lines (not a terminal) every 2 s of each 11 s run, with elapsed/total and a live figure.
+      for (const label of ['auth errors, before', 'auth errors, after', 'auth hangs, before', 'auth hangs, after']) {
+        const progress = lines.filter((l) => l.startsWith(`  ... ${label}  `));
+        expect(progress.map((l) => /(\d+\.\d) s of 11\.0 s/.exec(l)?.[1])).toEqual(['2.0', '4.0', '6.0', '8.0', '10.0']);
+        expect(progress[2]).toMatch(/auth BROKEN \(2–7 s\); last second: \d+% OK.*, \d+ calls to auth/);
+        if (label.endsWith('after')) expect(progress[2]).toMatch(/breakers not closed: \d\/4/);
+      }
+      expect(out).not.toContain('\r');
+      // Under the table: how to read it, the surprising rows explained, and the incident doc.
+      const table = lines.findIndex((l) => l.startsWith('while auth was broken, unless noted'));
+      const note = lines.indexOf('How to read this');
+      expect(table).toBeGreaterThan(0);
+      expect(note).toBeGreaterThan(table);
+      const text = lines.slice(note).join(' ').replace(/\s+/g, ' ');
+      expect(text).toMatch(/orders \/checkout goes from [\d.]+% and [\d.]+% before to 0\.0% after, on purpose: a payment needs a verified user/);
+      expect(text).toMatch(/"time to full service" is 0 ms before, \d+ ms( and \d+ ms)? after: not a regression/);
+      expect(text).toContain('catalog /products never calls auth');
+      expect(lines.slice(note).some((l) => l.endsWith('docs/incidents/auth-cascade.md'))).toBe(true);
+      expect(out).toContain('(100.0% degraded)');
+
+      const series = JSON.parse(await readFile(join(dir, 'series.json'), 'utf8'));
+      const states = series.runs['errors/after'].breakerStates as Record<string, { state: string }[]>;
+      expect(Object.keys(states)).toEqual([...DEPENDENTS]);
+      for (const spans of Object.values(states)) expect(spans.map((s) => s.state)).toContain('open');
+      expect(series.runs['errors/before'].breakerStates).toEqual({});
+      expect(series.runs['errors/after'].series.answers.degraded.some((v: number | null) => (v ?? 0) > 0)).toBe(true);
+      const svg = await readFile(join(dir, 'chart.svg'), 'utf8');
+      expect(svg).not.toMatch(/\bseed\b/);
+      expect(inspectChart(svg).flatMap((p) => p.bands)).toHaveLength(2 * DEPENDENTS.length);
+      expect(await readFile(join(dir, 'table.md'), 'utf8')).toContain('How to read this');
     } finally {
       await rm(root, { recursive: true, force: true });
     }

@@ -2,14 +2,23 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock, seededRandom } from '../src/testing/index.ts';
 import { pipeline, timeout } from '../src/index.ts';
 import {
+  answerAreas,
+  breakerBand,
   buildSeries,
+  demoConsole,
   deploy,
   drive,
+  howToRead,
+  inspectChart,
+  liveCounts,
+  type RequestRecord,
   renderChart,
   runLoad,
   type ServiceSpec,
+  stateSpans,
   summarizeEndpoints,
   timeToRecoverMs,
+  wrapText,
 } from '../examples/harness/index.ts';
 
 /** A two-service topology: front calls back with a 100 ms timeout. */
@@ -192,5 +201,131 @@ describe('chart writer', () => {
     expect(svg).toContain('T &lt;&amp;&gt;');
     expect(svg).toContain('data-name="auth"');
     expect(svg).toContain('class="shade"');
+  });
+});
+
+function record(id: number, startMs: number, endMs: number, status: number, degraded = false, endpoint = 'a'): RequestRecord {
+  return { id, endpoint, startMs, endMs, latencyMs: endMs - startMs, status, ok: status >= 200 && status < 300, degraded };
+}
+
+describe('chart writer: every series can be seen', () => {
+  const flat = (name: string, y: number) => ({ name, points: [0, 1, 2, 3, 4].map((x) => [x, y] as const) });
+
+  it('lines at the top or bottom of the axis stay inside the frame, and equal lines are drawn apart', () => {
+    const names = ['catalog /products', 'reviews', 'profile', 'orders', 'recommendations'];
+    const svg = renderChart({
+      title: 't',
+      panels: [{ title: 'after', yMin: 0, yMax: 100, separateOverlaps: true, series: [...names.slice(0, 4).map((n) => flat(n, 100)), flat(names[4]!, 0)] }],
+    });
+    const [panel] = inspectChart(svg);
+    const { frame } = panel!;
+    expect(panel!.series.map((s) => s.name)).toEqual(names);
+    for (const s of panel!.series) {
+      expect(s.points).toHaveLength(5);
+      for (const [, y] of s.points) {
+        expect(y).toBeGreaterThan(frame.y + 1); // off the frame's top edge...
+        expect(y).toBeLessThan(frame.y + frame.height - 1); // ...and off its bottom edge
+      }
+    }
+    // The four lines at 100% lie side by side: four distinct heights, at least 2 px apart.
+    const tops = panel!.series.slice(0, 4).map((s) => s.points[0]![1]).sort((a, b) => a - b);
+    for (let i = 1; i < tops.length; i++) expect(tops[i]! - tops[i - 1]!).toBeGreaterThanOrEqual(2);
+    expect(panel!.legend).toEqual(names);
+  });
+
+  it('without separateOverlaps, equal lines coincide (what the option is for)', () => {
+    const [panel] = inspectChart(renderChart({ title: 't', panels: [{ title: 'p', yMax: 100, series: [flat('a', 100), flat('b', 100)] }] }));
+    expect(panel!.series[0]!.points).toEqual(panel!.series[1]!.points);
+  });
+
+  it('shades degraded answers as a hatched area of their own, stacked on the full answers', () => {
+    const records = [record(0, 0, 10, 200), record(1, 0, 10, 200, true), record(2, 0, 10, 503), record(3, 0, 10, 200, true)];
+    const series = buildSeries(records, {}, { bucketMs: 1000, untilMs: 1000 });
+    expect(series.answers).toEqual({ full: [0.25], degraded: [0.5], failed: [0.25] });
+    expect(series.degradedRate.a).toEqual([0.5]);
+    const svg = renderChart({ title: 't', panels: [{ title: 'p', yMax: 100, series: [], areas: answerAreas(series) }] });
+    const [panel] = inspectChart(svg);
+    expect(panel!.areas.map((a) => a.name)).toEqual(['all endpoints: answered in full', 'all endpoints: answered, degraded']);
+    expect(panel!.legend).toEqual(['all endpoints: answered in full', 'all endpoints: answered, degraded']);
+    expect(svg).toMatch(/<pattern id="hatch-/);
+  });
+
+  it("draws a breaker's states over time as a band, brief states included, with a legend", () => {
+    const changes = [
+      { atMs: 2_000, to: 'open' },
+      { atMs: 3_000, to: 'half-open' },
+      { atMs: 3_002, to: 'open' }, // a trial call that failed at once: 2 ms of half-open
+      { atMs: 4_000, to: 'half-open' },
+      { atMs: 4_200, to: 'closed' },
+    ];
+    expect(stateSpans(changes, { untilMs: 6_000 })).toEqual([
+      { fromMs: 0, toMs: 2_000, state: 'closed' },
+      { fromMs: 2_000, toMs: 3_000, state: 'open' },
+      { fromMs: 3_000, toMs: 3_002, state: 'half-open' },
+      { fromMs: 3_002, toMs: 4_000, state: 'open' },
+      { fromMs: 4_000, toMs: 4_200, state: 'half-open' },
+      { fromMs: 4_200, toMs: 6_000, state: 'closed' },
+    ]);
+    const svg = renderChart({
+      title: 't',
+      panels: [{ title: 'p', series: [flat('calls', 10)], states: breakerBand([{ label: 'catalog', changes }, { label: 'orders', changes: [] }], 6_000) }],
+    });
+    const [panel] = inspectChart(svg);
+    expect(panel!.bands.map((b) => b.name)).toEqual(['breaker: catalog', 'breaker: orders']);
+    const catalog = panel!.bands[0]!.spans;
+    expect(new Set(catalog.map((s) => s.state))).toEqual(new Set(['closed', 'open', 'half-open']));
+    // The 2 ms trial call is drawn at least 2 px wide, after its neighbours, so they cannot cover it.
+    const brief = catalog.findIndex((s) => s.fromX === 3 && s.toX === 3.002);
+    expect(catalog[brief]!.width).toBeGreaterThanOrEqual(2);
+    expect(catalog.slice(brief + 1).every((s) => s.width <= 2)).toBe(true);
+    expect(panel!.bands[1]!.spans).toEqual([{ state: 'closed', fromX: 0, toX: 6, width: expect.any(Number) }]);
+    expect(panel!.legend).toEqual(['calls', 'breaker:', 'closed (calls go through)', 'open (calls refused at once)', 'half-open (trial calls)']);
+  });
+});
+
+describe('demo console: progress lines and the "how to read this" note', () => {
+  it('off a terminal, prints plain progress lines every few seconds of the clock, with elapsed/total and the live figure', async () => {
+    const clock = new FakeClock();
+    const lines: string[] = [];
+    const out = demoConsole({ log: (l) => lines.push(l) });
+    expect(out.tty).toBe(false);
+    const progress = out.progress({ label: 'errors/before', clock, elapsedMs: () => clock.now(), totalMs: 11_000, figure: () => 'auth got 7 calls' });
+    await clock.advance(11_000);
+    progress.stop();
+    await clock.advance(10_000);
+    expect(lines).toEqual([3, 6, 9].map((s) => `  ... errors/before  ${s}.0 s of 11.0 s  |  auth got 7 calls`));
+    expect(lines.join('')).not.toContain('\r');
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('on a terminal, rewrites one line in place every second and removes it when stopped', async () => {
+    const clock = new FakeClock();
+    const written: string[] = [];
+    const out = demoConsole({ terminal: { isTTY: true, columns: 80, write: (t) => written.push(t) }, log: () => {} });
+    const progress = out.progress({ label: 'after', clock, elapsedMs: () => clock.now(), totalMs: 4_000, figure: () => 'x'.repeat(200) });
+    await clock.advance(3_000);
+    out.log('a line above the progress');
+    progress.stop();
+    const text = written.join('');
+    expect(text).not.toMatch(/\.\.\. after[^\r]*\n/); // progress never ends a line of its own
+    expect(written.filter((w) => w.startsWith('\r\x1b[2K  ... after')).length).toBeGreaterThanOrEqual(4);
+    expect(written.every((w) => w.length <= 80 + 5)).toBe(true); // cut to the terminal's width
+    expect(text).toContain('a line above the progress\n');
+    expect(written.at(-1)).toBe('\r\x1b[2K');
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('counts what completed in the last second', () => {
+    const records = [record(0, 0, 100, 200), record(1, 0, 1_500, 200, true), record(2, 1_000, 1_800, 503), record(3, 1_900, 2_100, 200)];
+    expect(liveCounts(records.slice(0, 3), 2_000)).toEqual({ answered: 2, ok: 1, degraded: 1, slowestMs: 1_500 });
+  });
+
+  it('the note wraps its bullets and ends with the link to the incident write-up', () => {
+    expect(wrapText('one two three four', 9)).toEqual(['one two', 'three', 'four']);
+    const lines = howToRead(['a '.repeat(80).trim(), 'short'], 'auth-cascade', { width: 60 });
+    expect(lines[0]).toBe('How to read this');
+    expect(lines.every((l) => l.length <= 60 || l.includes('docs/incidents/'))).toBe(true);
+    expect(lines.filter((l) => l.startsWith('  - '))).toHaveLength(2);
+    expect(lines.at(-1)).toMatch(/docs\/incidents\/auth-cascade\.md$/);
   });
 });

@@ -44,6 +44,10 @@ export interface ScenarioOptions {
   readonly onDeployed?: (deployment: Deployment) => void | Promise<void>;
   /** Called after the load, before the deployment closes (the demo scrapes /metrics). */
   readonly beforeClose?: (deployment: Deployment) => void | Promise<void>;
+  /** Called with each request's record as it completes (the demo's progress line). */
+  readonly onRecord?: (record: RequestRecord) => void;
+  /** Called at each breaker transition, as it happens (after only). */
+  readonly onBreakerTransition?: (transition: BreakerTransition) => void;
 }
 
 /** A breaker transition seen during the run. */
@@ -119,7 +123,11 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   const { timeline } = options;
   const transitions: BreakerTransition[] = [];
   const services = authCascadeServices(options.variant, config, {
-    breakerStateChange: (service, event, atMs) => transitions.push({ service, from: event.from, to: event.to, atMs }),
+    breakerStateChange: (service, event, atMs) => {
+      const transition = { service, from: event.from, to: event.to, atMs };
+      transitions.push(transition);
+      options.onBreakerTransition?.(transition);
+    },
   });
   const seed = options.seed ?? 1;
   const memory = options.transport === 'memory';
@@ -140,6 +148,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       clientTimeoutMs: options.clientTimeoutMs ?? 2000,
       random: loadRandom,
       next: offer(loadRandom, config.users),
+      ...(options.onRecord !== undefined ? { onRecord: options.onRecord } : {}),
     });
     const { records } = clock !== undefined ? await drive(clock, load) : await load;
     await options.beforeClose?.(deployment);

@@ -1,8 +1,11 @@
 /**
  * The demo harness: services written once, run on real HTTP or on an
  * in-memory transport under FakeClock; fault timelines; a steady-rate load
- * generator; stats; an SVG chart writer; result files. See
- * /work/notes/harness-ready.md and docs/incidents/ for how demos use it.
+ * generator; stats; an SVG chart writer (every series visible, degraded
+ * answers shaded, breaker states drawn as a band); progress lines while a
+ * phase runs; the "how to read this" block under a table; result files.
+ * A new demo: `examples/<name>/demo.ts` exporting `run` (see {@link DemoModule}),
+ * an entry in examples/demos.ts, and its write-up in docs/incidents/<name>.md.
  */
 export type {
   CallOptions,
@@ -28,13 +31,33 @@ export {
   percentile,
   type RecoveryOptions,
   type RunSeries,
+  type StateChange,
+  type StateSpan,
+  stateSpans,
   summarize,
   summarizeEndpoints,
   timeToRecoverMs,
   type Window,
 } from './stats.ts';
-export { type ChartPanel, type ChartSeries, type ChartShade, type ChartSpec, escapeXml, niceTicks, PALETTE, renderChart } from './svg.ts';
-export { type Cell, displayPath, formatTable, ms, pct, RESULTS_ROOT, writeResults } from './results.ts';
+export {
+  BREAKER_STATE_COLORS,
+  type ChartArea,
+  type ChartPanel,
+  type ChartSeries,
+  type ChartShade,
+  type ChartSpec,
+  type ChartStateBand,
+  type ChartStateRow,
+  escapeXml,
+  niceTicks,
+  PALETTE,
+  renderChart,
+} from './svg.ts';
+export { type Cell, displayPath, formatTable, howToRead, incidentDoc, ms, pct, REPO_ROOT, RESULTS_ROOT, wrapText, writeResults } from './results.ts';
+export { answerAreas, breakerBand, pointsOf } from './charts.ts';
+export { type InspectedPanel, inspectChart, pathPoints } from './svg-inspect.ts';
+import type { Terminal } from './progress.ts';
+export { type DemoConsole, demoConsole, type LiveCounts, liveCounts, type ProgressHandle, type ProgressOptions, type Terminal } from './progress.ts';
 
 /** What `npm run demo -- <name> [args...]` passes to a demo's `run`. */
 export interface DemoOptions {
@@ -44,6 +67,11 @@ export interface DemoOptions {
   readonly resultsRoot?: string;
   /** Printing (default console.log). */
   readonly log?: (line: string) => void;
+  /**
+   * Where progress lines go (default: process.stdout when `log` is not given;
+   * otherwise plain lines through `log`). On a TTY they are rewritten in place.
+   */
+  readonly terminal?: Terminal;
 }
 
 /** The shape of every demo module: `examples/<name>/demo.ts` exports `run`. */

@@ -10,6 +10,44 @@ import { fileURLToPath } from 'node:url';
 /** examples/results, next to this harness. */
 export const RESULTS_ROOT = resolve(fileURLToPath(new URL('../results', import.meta.url)));
 
+/** The repository's root (two folders up from this harness). */
+export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+/** Where a demo's incident write-up lives, `docs/incidents/<demo>.md`, as a path to print (relative when shorter). */
+export function incidentDoc(demo: string): string {
+  return displayPath(join(REPO_ROOT, 'docs', 'incidents', `${demo}.md`));
+}
+
+/** Wraps `text` at spaces into lines of at most `width` characters (a longer word stays whole). */
+export function wrapText(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/[ \t\n]+/).filter(Boolean)) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
+/**
+ * The "how to read this" block printed under a demo's table: a heading, one
+ * bullet per note (wrapped at `width`), and the link to the demo's incident
+ * write-up, where every number is explained with a recorded run and its chart.
+ */
+export function howToRead(notes: readonly string[], demo: string, { width = 100, heading = 'How to read this' }: { width?: number; heading?: string } = {}): string[] {
+  const out = [heading];
+  for (const note of notes) {
+    wrapText(note, width - 4).forEach((line, i) => out.push(`${i === 0 ? '  - ' : '    '}${line}`));
+  }
+  out.push(`  The whole story, with a recorded run and its chart: ${incidentDoc(demo)}`);
+  return out;
+}
+
 /**
  * Writes `files` (name → content) into a new folder
  * `<root>/<demo>-<YYYYMMDD-HHMMSS>/` and returns its absolute path.
@@ -68,5 +106,6 @@ export function pct(ratio: number): string {
 export function ms(value: number): string {
   if (Number.isNaN(value)) return '-';
   if (!Number.isFinite(value)) return '∞';
+  if (value === 0) return '0 ms';
   return value >= 100 ? `${Math.round(value)} ms` : `${value.toFixed(1)} ms`;
 }

@@ -149,6 +149,10 @@ export interface RunSeries {
   readonly offeredRps: number[];
   /** Success rate (0..1, 2xx incl. degraded) per endpoint, bucketed as `by` says; null for an empty bucket. */
   readonly successRate: Record<string, (number | null)[]>;
+  /** Share (0..1) of the bucket's requests answered 2xx but degraded (`x-degraded`), per endpoint; null for an empty bucket. */
+  readonly degradedRate: Record<string, (number | null)[]>;
+  /** All endpoints together: shares (0..1) of the bucket's requests answered in full, answered degraded, and not answered 2xx; null for an empty bucket. */
+  readonly answers: { readonly full: (number | null)[]; readonly degraded: (number | null)[]; readonly failed: (number | null)[] };
   /** Requests reaching each service per second. */
   readonly arrivalsRps: Record<string, number[]>;
   /** p95 latency (ms) of the bucket's requests (as `by` says), all endpoints; null for an empty bucket. */
@@ -173,6 +177,7 @@ export function buildSeries(
   const offered = new Array<number>(n).fill(0);
   const latencies: number[][] = Array.from({ length: n }, () => []);
   const ok: Record<string, number[]> = {};
+  const degraded: Record<string, number[]> = {};
   const total: Record<string, number[]> = {};
   for (const r of records) {
     const started = bucketOf(r.startMs);
@@ -182,11 +187,25 @@ export function buildSeries(
     latencies[b]!.push(r.latencyMs);
     (total[r.endpoint] ??= new Array<number>(n).fill(0))[b]!++;
     ok[r.endpoint] ??= new Array<number>(n).fill(0);
+    degraded[r.endpoint] ??= new Array<number>(n).fill(0);
     if (r.ok) ok[r.endpoint]![b]!++;
+    if (r.ok && r.degraded) degraded[r.endpoint]![b]!++;
   }
   const successRate: Record<string, (number | null)[]> = {};
+  const degradedRate: Record<string, (number | null)[]> = {};
+  const sum = (per: Record<string, number[]>, i: number): number => Object.values(per).reduce((acc, list) => acc + list[i]!, 0);
+  const answers = { full: [] as (number | null)[], degraded: [] as (number | null)[], failed: [] as (number | null)[] };
   for (const endpoint of Object.keys(total)) {
     successRate[endpoint] = total[endpoint]!.map((t, i) => (t === 0 ? null : ok[endpoint]![i]! / t));
+    degradedRate[endpoint] = total[endpoint]!.map((t, i) => (t === 0 ? null : degraded[endpoint]![i]! / t));
+  }
+  for (let i = 0; i < n; i++) {
+    const t = sum(total, i);
+    const good = sum(ok, i);
+    const soft = sum(degraded, i);
+    answers.full.push(t === 0 ? null : (good - soft) / t);
+    answers.degraded.push(t === 0 ? null : soft / t);
+    answers.failed.push(t === 0 ? null : (t - good) / t);
   }
   const arrivalsRps: Record<string, number[]> = {};
   for (const [service, times] of Object.entries(arrivals)) {
@@ -203,7 +222,51 @@ export function buildSeries(
     tSeconds,
     offeredRps: offered.map((c) => c * perSecond),
     successRate,
+    degradedRate,
+    answers,
     arrivalsRps,
     p95Ms: latencies.map((l) => (l.length === 0 ? null : percentile(l.sort((a, b) => a - b), 95))),
   };
+}
+
+/** A state change of something with states (a circuit breaker's `onStateChange`), ms since the deployment started. */
+export interface StateChange {
+  readonly atMs: number;
+  readonly to: string;
+}
+
+/** A span of time in one state, ms since the deployment started: `[fromMs, toMs)`. */
+export interface StateSpan {
+  readonly fromMs: number;
+  readonly toMs: number;
+  readonly state: string;
+}
+
+/**
+ * The spans of time spent in each state over `[fromMs, untilMs)`, from the
+ * changes in time order, starting in `initial` (a breaker starts closed).
+ * Consecutive spans of the same state are merged; a state entered and left
+ * at the same moment gives a span of zero length (charts still draw it).
+ */
+export function stateSpans(
+  changes: readonly StateChange[],
+  { initial = 'closed', fromMs = 0, untilMs }: { initial?: string; fromMs?: number; untilMs: number },
+): StateSpan[] {
+  const spans: StateSpan[] = [];
+  let state = initial;
+  let since = fromMs;
+  const close = (atMs: number): void => {
+    const last = spans[spans.length - 1];
+    if (last !== undefined && last.state === state && last.toMs === since) spans[spans.length - 1] = { ...last, toMs: atMs };
+    else spans.push({ fromMs: since, toMs: atMs, state });
+  };
+  for (const change of [...changes].sort((a, b) => a.atMs - b.atMs)) {
+    const at = Math.min(Math.max(change.atMs, fromMs), untilMs);
+    if (change.to === state) continue;
+    close(at);
+    state = change.to;
+    since = at;
+  }
+  close(Math.max(since, untilMs));
+  return spans;
 }

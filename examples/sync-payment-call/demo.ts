@@ -1,6 +1,6 @@
 /**
  * `npm run demo -- sync-payment-call`: the "Distributed Tracing Investigation"
- * incident of the seed, reproduced on real HTTP over 127.0.0.1.
+ * incident (a published write-up), reproduced on real HTTP over 127.0.0.1.
  *
  * Seven services take part in a checkout; payment calls an external payment
  * API that takes about 2.8 s. Two runs, same load, same external behaviour,
@@ -11,8 +11,9 @@
  *   retrying with the order's idempotency key, never sooner than the API's
  *   `Retry-After`.
  *
- * Prints the before/after table, the trace of one slow checkout (from the
- * spans the services recorded), and writes chart.svg + series.json.
+ * Prints a progress line while each run goes, the before/after table with a
+ * "how to read this" note, the trace of one slow checkout (from the spans the
+ * services recorded), and writes chart.svg + series.json + table.md.
  *
  * Options (after the demo's name): `--seconds N` load per run (default 12),
  * `--rate N` checkouts per second (default 10), `--no-breaker` to take the
@@ -22,26 +23,34 @@
  * /metrics, finishes in about a second).
  */
 import {
+  breakerBand,
   buildSeries,
   type Cell,
   type ChartSeries,
+  type ChartSpec,
   type Deployment,
   type DemoOptions,
+  demoConsole,
   displayPath,
   type FaultWindow,
   formatTable,
+  howToRead,
+  incidentDoc,
+  liveCounts,
   ms,
   pct,
   renderChart,
+  type RequestRecord,
+  stateSpans,
   writeResults,
 } from '../harness/index.ts';
 import { FakeClock, seededRandom } from '../../src/testing/index.ts';
 import type { ProviderBehaviour } from './external-api.ts';
-import { peakPerSecond, type PhaseResult, runPhase, traceAtPercentile } from './scenario.ts';
-import { DEFAULT_JOB_SETTINGS, DEFAULT_LATENCIES, type PaymentJobSettings } from './services.ts';
+import { peakPerSecond, type PhaseOptions, type PhaseResult, runPhase, traceAtPercentile } from './scenario.ts';
+import { DEFAULT_JOB_SETTINGS, DEFAULT_LATENCIES, type PaymentJobSettings, type PaymentWorld } from './services.ts';
 import { culprit, renderTrace, type SpanRecord, traceRows } from './tracing.ts';
 
-/** 1 demo second = 1 seed second: the run is short enough without scaling. */
+/** 1 demo second = 1 real second of the incident: the run is short enough without scaling. */
 const TIME_SCALE = 1;
 
 /** The external API's own behaviour in both runs. */
@@ -79,9 +88,77 @@ function option(argv: readonly string[], name: string, fallback: number): number
   return value;
 }
 
+/** The set-up, in plain words, printed before the runs. */
+function preamble(seconds: number, rate: number, memory: boolean, job: PaymentJobSettings): string[] {
+  const where = memory
+    ? 'the same services in memory, in virtual time: the same delays, not waited for (what the tests run).'
+    : 'real HTTP servers on 127.0.0.1, in this process; nothing is sped up.';
+  return [
+    'sync-payment-call: a checkout that waits for a slow external payment API, and the fix',
+    '  Reproduces a published incident: checkout took 3 s (p95) because the payment service charged the card through',
+    '  an external API taking 2.8 s while the customer waited. The fix moved the charge to a background job.',
+    '',
+    'The set-up',
+    '  services      checkout calls cart, then pricing, inventory and shipping at once, then fraud, then payment;',
+    '                payment charges the card through the external payment API.',
+    `                Here: ${where}`,
+    `  external API  (simulated) takes ${PROVIDER.meanMs} ms ± ${PROVIDER.jitterMs} ms a charge; ${pct(PROVIDER.lostResponseShare)} of charges go through but their answer`,
+    `                is lost (502); ${pct(PROVIDER.slowShare)} take ${PROVIDER.slowExtraMs / 1000} s longer. From ${OUTAGE.fromMs / 1000} s to ${OUTAGE.toMs / 1000} s of each run it is down:`,
+    `                it answers 503 "come back in ${OUTAGE.retryAfterMs / 1000} s" (Retry-After).`,
+    `  load          ${rate} checkouts a second for ${seconds} s per run; a customer gives up after 10 s.`,
+    'The two versions of the code',
+    '  before        payment calls the external API while checkout (and the customer) wait, with no time limit.',
+    '  after         payment stores the order in an outbox and answers "payment pending" at once; a background job',
+    '                charges it through one Breakwater pipeline:',
+    `                  bulkhead  at most ${job.maxConcurrent} charges in flight (${job.maxQueue} more may wait)`,
+    job.breaker
+      ? `                  breaker   stops calling when ${job.breakerFailureRatio * 100}% of the last ${job.breakerWindowCalls} calls failed; then one trial call every ${job.breakerHalfOpenAfterMs / 1000} s`
+      : '                  (no circuit breaker: --no-breaker)',
+    `                  timeout   gives up on a charge after ${job.timeoutMs / 1000} s`,
+    `                A failed charge goes back in the outbox and is tried again ${job.retryInitialMs / 1000} to ${job.retryMaxMs / 1000} s later (growing; never sooner`,
+    '                than the API asked), always with the same idempotency key, so the API never charges an order twice;',
+    `                retries are limited to ${job.retryBudgetRatio * 100}% of charges plus ${job.retryBudgetMinPerSecond} a second (a retry budget).`,
+    `2 runs, same load and same outage: before, then after${memory ? '.' : ' (about 40 s in all, with the wait for the last payments).'}`,
+  ];
+}
+
+/** The live figure of the progress line. */
+function liveFigure(
+  mode: 'before' | 'after',
+  loadMs: number,
+  records: readonly RequestRecord[],
+  deployment: Deployment,
+  world: PaymentWorld,
+  breaker: () => string | undefined,
+): () => string {
+  return () => {
+    const now = deployment.elapsedMs();
+    const stage =
+      now >= loadMs
+        ? mode === 'after'
+          ? 'load over, the job pays the last orders'
+          : 'load over, the last answers come in'
+        : now < OUTAGE.fromMs * TIME_SCALE
+          ? 'API up'
+          : now < OUTAGE.toMs * TIME_SCALE
+            ? `API DOWN (${OUTAGE.fromMs / 1000}–${OUTAGE.toMs / 1000} s)`
+            : `API back since ${OUTAGE.toMs / 1000} s`;
+    const c = liveCounts(records, now);
+    const last =
+      now >= loadMs + 1000
+        ? ''
+        : `; last second: ${c.answered} answered (${c.ok} OK)${c.answered > 0 ? `, slowest ${ms(c.slowestMs)}` : ''}`;
+    if (mode === 'before') return `${stage}${last}`;
+    const counts = world.outbox.counts();
+    const state = breaker();
+    return `${stage}${last}; unpaid orders: ${counts.pending + counts.inFlight} of ${counts.accepted}${state === undefined ? '' : `; breaker ${state}`}`;
+  };
+}
+
 /** Runs the demo; resolves with the results folder. */
 export async function run(options: DemoOptions): Promise<string> {
-  const log = options.log ?? ((line: string) => console.log(line));
+  const out = demoConsole({ log: options.log, terminal: options.terminal });
+  const log = (line: string): void => out.log(line);
   const seconds = option(options.argv, '--seconds', 12);
   const rate = option(options.argv, '--rate', 10);
   const job = { ...DEFAULT_JOB_SETTINGS, breaker: !options.argv.includes('--no-breaker') };
@@ -95,29 +172,7 @@ export async function run(options: DemoOptions): Promise<string> {
     },
   ];
 
-  log(
-    `sync-payment-call: the seed's "Distributed Tracing Investigation", reproduced ` +
-      (memory ? 'on the in-memory transport in virtual time (FakeClock)' : 'on real HTTP (127.0.0.1)'),
-  );
-  log(`time scale: 1 demo second = ${1 / TIME_SCALE} seed second (no scaling): the external API takes ${PROVIDER.meanMs} ms ± ${PROVIDER.jitterMs} ms, as in the seed`);
-  log('topology: checkout -> cart, (pricing | inventory | shipping), fraud, payment -> payment-provider (external)');
-  log(
-    `external API: ${pct(PROVIDER.lostResponseShare)} of charges lose their answer (502 after charging), ` +
-      `${pct(PROVIDER.slowShare)} take ${PROVIDER.slowExtraMs} ms longer; outage (503, Retry-After: ${OUTAGE.retryAfterMs / 1000}) ` +
-      `from ${OUTAGE.fromMs / 1000} s to ${OUTAGE.toMs / 1000} s of each run`,
-  );
-  log(`load: ${rate} checkouts/s for ${seconds} s per run; customers give up after 10 s`);
-  log(
-    `after: outbox + background job; pipeline 'payment-provider' = bulkhead(${job.maxConcurrent} running, ` +
-      `${job.maxQueue} queued)` +
-      (job.breaker
-        ? ` -> circuitBreaker(opens at ${pct(job.breakerFailureRatio)} of the last ${job.breakerWindowCalls} calls, ` +
-          `one probe after ${job.breakerHalfOpenAfterMs} ms)`
-        : ' (no breaker: --no-breaker)') +
-      ` -> timeout(${job.timeoutMs} ms); ` +
-      `a failed job goes again with the same idempotency key after exponential(${job.retryInitialMs}..${job.retryMaxMs} ms) backoff ` +
-      `or the API's Retry-After, whichever is later; re-attempts capped by retryBudget(ratio ${job.retryBudgetRatio}, ${job.retryBudgetMinPerSecond}/s)`,
-  );
+  for (const line of preamble(seconds, rate, memory, job)) log(line);
 
   const common = {
     transport: memory ? ('memory' as const) : ('http' as const),
@@ -132,39 +187,62 @@ export async function run(options: DemoOptions): Promise<string> {
   };
   // Virtual time: a fresh FakeClock and a seeded random source per run.
   const virtual = () => (memory ? { clock: new FakeClock(), random: seededRandom(20_251_127) } : {});
-  const printUrls = (mode: string) => (d: Deployment) => {
-    if (d.transport === 'memory') {
-      log(`\n[${mode}] services up (in memory: no /metrics)`);
-      return;
-    }
-    log(
-      mode === 'before'
-        ? `\n[${mode}] services up; /metrics while it runs (empty here: the incident's code has no Breakwater pipeline):`
-        : `\n[${mode}] services up; /metrics while it runs (payment's carries the pipeline "payment-provider"):`,
-    );
-    for (const [name, url] of Object.entries(d.urls)) log(`  ${name.padEnd(17)} ${url}/metrics`);
-  };
   let metricsText = '';
   const scrapePayment = async (d: Deployment): Promise<void> => {
     const response = await d.call('payment', { method: 'GET', path: '/metrics' });
     metricsText = typeof response.body === 'string' ? response.body : '';
   };
+  const phase = async (mode: 'before' | 'after', label: string, extra: Partial<PhaseOptions>): Promise<PhaseResult> => {
+    const records: RequestRecord[] = [];
+    let breaker: string | undefined = mode === 'after' && job.breaker ? 'closed' : undefined;
+    let progress: { stop(): void } | undefined;
+    try {
+      return await runPhase({
+        ...common,
+        ...virtual(),
+        ...extra,
+        mode,
+        onRecord: (record) => records.push(record),
+        onBreakerTransition: (transition) => (breaker = transition.to),
+        onDeployed: (d, world) => {
+          if (d.transport === 'http') {
+            const ports = Object.entries(d.urls).map(([name, url]) => `${name} ${url.slice(url.lastIndexOf(':') + 1)}`);
+            log(
+              '    /metrics while it runs, at http://127.0.0.1:PORT/metrics' +
+                (mode === 'before' ? ' (no Breakwater counters before):' : ' (payment\'s has the pipeline "payment-provider"):'),
+            );
+            log(`      ${ports.join(', ')}`);
+          }
+          progress = out.progress({
+            label,
+            clock: d.clock,
+            elapsedMs: () => d.elapsedMs(),
+            totalMs: common.durationMs,
+            figure: liveFigure(mode, common.durationMs, records, d, world, () => breaker),
+          });
+        },
+      });
+    } finally {
+      progress?.stop();
+    }
+  };
 
-  log('\nrun 1/2 (before): payment calls the external API synchronously, no timeout ...');
-  const before = await runPhase({ ...common, ...virtual(), mode: 'before', onDeployed: printUrls('before') });
-  log(`  done: ${before.checkout.requests} checkouts, p95 ${ms(before.checkout.p95Ms)}`);
-  log('\nrun 2/2 (after): payment answers "pending"; a background job charges through Breakwater ...');
-  const after = await runPhase({
-    ...common,
-    ...virtual(),
-    mode: 'after',
-    onDeployed: printUrls('after'),
-    ...(memory ? {} : { beforeClose: scrapePayment }),
-  });
-  log(`  done: ${after.checkout.requests} checkouts, p95 ${ms(after.checkout.p95Ms)}; all paid ${ms(after.drainMs)} after the load stopped`);
+  log('\n▶ run 1 of 2, before: payment calls the external API while checkout waits, no time limit');
+  const before = await phase('before', 'before', {});
+  log(`  before: ${before.checkout.requests} checkouts, ${pct(before.checkout.availability)} answered OK; 95% took at most ${ms(before.checkout.p95Ms)}`);
+  log('\n▶ run 2 of 2, after: payment answers "payment pending"; a background job charges through Breakwater');
+  const after = await phase('after', 'after', memory ? {} : { beforeClose: scrapePayment });
+  log(
+    `  after: ${after.checkout.requests} checkouts, ${pct(after.checkout.availability)} answered OK; 95% took at most ${ms(after.checkout.p95Ms)}; ` +
+      `all paid ${ms(after.drainMs)} after the load`,
+  );
 
-  log('\nBefore / after (latency of every offered checkout, from the load generator):\n');
-  log(formatTable(TABLE_COLUMNS, tableRows(before, after, rate)));
+  log('\nBefore / after (checkout latency counts from when the customer sent it, failed checkouts included):\n');
+  const table = formatTable(TABLE_COLUMNS, tableRows(before, after, rate));
+  log(table);
+  log('');
+  const notes = howToRead(howToReadNotes(before, after, rate, job), 'sync-payment-call');
+  for (const line of notes) log(line);
 
   const slowBefore = traceAtPercentile(before, 95);
   const slowAfter = traceAtPercentile(after, 95);
@@ -179,19 +257,28 @@ export async function run(options: DemoOptions): Promise<string> {
     .split('\n')
     .filter((l) => /^breakwater_(calls_total|timeouts_total|circuit_transitions_total|bulkhead_rejections_total)\{/.test(l));
   if (interesting.length > 0) {
-    log('\npayment /metrics at the end of the after run (Breakwater, pipeline "payment-provider"):');
+    log('\nBreakwater\'s counters on payment\'s /metrics at the end of the after run (pipeline "payment-provider"):');
     for (const line of interesting) log(`  ${line}`);
   }
 
   const series = seriesOf(before, after, slowBefore, slowAfter, seconds, rate, job);
   const svg = renderChart(chartSpec(before, after, seconds, rate));
-  const dir = await writeResults('sync-payment-call', { 'chart.svg': svg, 'series.json': `${JSON.stringify(series, null, 2)}\n` }, {
-    ...(options.resultsRoot !== undefined ? { root: options.resultsRoot } : {}),
-  });
+  const dir = await writeResults(
+    'sync-payment-call',
+    {
+      'chart.svg': svg,
+      'series.json': `${JSON.stringify(series, null, 2)}\n`,
+      'table.md': `${formatTable(TABLE_COLUMNS, tableRows(before, after, rate), { markdown: true })}\n\n${notes.join('\n')}\n`,
+    },
+    {
+      ...(options.resultsRoot !== undefined ? { root: options.resultsRoot } : {}),
+    },
+  );
   const ok =
     after.duplicatePayments === 0 && after.unpaidAccepted === 0 && after.pendingAtEnd === 0 && after.paidOnce === after.accepted;
   log(`\nnothing lost, nothing paid twice (after): ${ok ? 'yes' : 'NO'}`);
-  log(`results: ${displayPath(dir)} (chart.svg, series.json)`);
+  log(`results: ${displayPath(dir)}/ (chart.svg, series.json, table.md)`);
+  log(`the story behind it: ${incidentDoc('sync-payment-call')}`);
   return dir;
 }
 
@@ -210,27 +297,66 @@ function tableRows(before: PhaseResult, after: PhaseResult, rate: number): Recor
   const row = (metric: string, f: (r: PhaseResult) => Cell): Record<string, Cell> => ({ metric, before: f(before), after: f(after) });
   const count = (n: number): string => n.toLocaleString('en-US');
   return [
-    row('checkouts offered', (r) => count(r.checkout.requests)),
-    row('checkout answered 2xx', (r) => `${count(r.checkout.ok)} (${pct(r.checkout.availability)})`),
-    row('checkout p50', (r) => ms(r.checkout.p50Ms)),
-    row('checkout p95', (r) => ms(r.checkout.p95Ms)),
-    row('checkout p99', (r) => ms(r.checkout.p99Ms)),
-    row('checkout max', (r) => ms(r.checkout.maxMs)),
-    row('accepted orders', (r) => count(r.accepted)),
-    row('paid exactly once', (r) => count(r.paidOnce)),
-    row('duplicate payments', (r) => count(r.duplicatePayments)),
-    row('accepted, unpaid at end', (r) => count(r.unpaidAccepted)),
-    row('pending at end (outbox)', (r) => (r.mode === 'after' ? count(r.pendingAtEnd) : '-')),
-    row('charged, but checkout failed', (r) => count(r.chargedButFailed)),
-    row('requests reaching external API', (r) => count(r.arrivals['payment-provider']?.length ?? 0)),
-    row('peak req/s to API during outage', (r) => `${outagePeak(r)} (${(outagePeak(r) / rate).toFixed(1)}x offered)`),
-    row('retries deduped by key', (r) => count(r.provider.duplicatesPrevented)),
-    row('job attempts: timeout/failed', (r) => (r.worker ? `${r.worker.timeouts} / ${r.worker.failures}` : '-')),
-    row('job rejections (breaker/bulkhead)', (r) => (r.worker ? count(r.worker.rejections) : '-')),
-    row('job retries put off by budget', (r) => (r.worker ? count(r.worker.budgetDeferrals) : '-')),
-    row('all paid, after load stopped', (r) => (r.mode === 'after' ? ms(r.drainMs) : '-')),
-    row('longest accept -> paid', (r) => (r.mode === 'after' ? ms(r.maxTimeToPayMs) : '-')),
+    row('checkouts sent', (r) => count(r.checkout.requests)),
+    row('checkouts answered OK (2xx)', (r) => `${count(r.checkout.ok)} (${pct(r.checkout.availability)})`),
+    row('checkout p50 (half were faster)', (r) => ms(r.checkout.p50Ms)),
+    row('checkout p95 (95% were faster)', (r) => ms(r.checkout.p95Ms)),
+    row('checkout p99 (99% were faster)', (r) => ms(r.checkout.p99Ms)),
+    row('slowest checkout', (r) => ms(r.checkout.maxMs)),
+    row('orders taken', (r) => count(r.accepted)),
+    row('orders paid exactly once', (r) => count(r.paidOnce)),
+    row('orders paid twice (duplicate payments)', (r) => count(r.duplicatePayments)),
+    row('orders taken, never paid', (r) => count(r.unpaidAccepted)),
+    row('orders still waiting to be paid at the end', (r) => (r.mode === 'after' ? count(r.pendingAtEnd) : '-')),
+    row('customers charged although checkout failed', (r) => count(r.chargedButFailed)),
+    row('calls reaching the external API', (r) => count(r.arrivals['payment-provider']?.length ?? 0)),
+    row('most calls/s to the API while it was down', (r) => `${outagePeak(r)} (${(outagePeak(r) / rate).toFixed(1)}x the checkout rate)`),
+    row('retries answered from the idempotency key', (r) => count(r.provider.duplicatesPrevented)),
+    row("job's calls: timed out / failed", (r) => (r.worker ? `${r.worker.timeouts} / ${r.worker.failures}` : '-')),
+    row("job's attempts turned away, no call made", (r) => (r.worker ? count(r.worker.rejections) : '-')),
+    row("job's retries put off by the retry budget", (r) => (r.worker ? count(r.worker.budgetDeferrals) : '-')),
+    row('every order paid, after the load stopped', (r) => (r.mode === 'after' ? ms(r.drainMs) : '-')),
+    row('longest wait from order to payment', (r) => (r.mode === 'after' ? ms(r.maxTimeToPayMs) : '-')),
   ];
+}
+
+/**
+ * The "how to read this" notes under the table: the headline, and the rows
+ * that look surprising (more calls to the API after, many rejections, payment
+ * confirmed later), in plain words with the run's own numbers.
+ */
+export function howToReadNotes(before: PhaseResult, after: PhaseResult, rate: number, job: PaymentJobSettings): string[] {
+  const calls = (r: PhaseResult): number => r.arrivals['payment-provider']?.length ?? 0;
+  const notes = [
+    `"checkout p95" is the time 95% of checkouts stayed under: ${ms(before.checkout.p95Ms)} before, because checkout waits for the external API's 2.8 s charge; ` +
+      `${ms(after.checkout.p95Ms)} after, because checkout answers "payment pending" at once and a background job charges the card later. ` +
+      'Every checkout sent counts, failed ones too. "-" marks rows that do not apply (before has no outbox and no job).',
+    `Checkouts answered OK: ${pct(before.checkout.availability)} before, ${pct(after.checkout.availability)} after. Before, a checkout that met the API's outage ` +
+      `(${OUTAGE.fromMs / 1000}–${OUTAGE.toMs / 1000} s) or a lost answer failed` +
+      (before.chargedButFailed > 0
+        ? `, and ${before.chargedButFailed === 1 ? 'one customer was' : `${before.chargedButFailed} customers were`} charged although checkout told them it failed`
+        : '') +
+      '. After, payment only stores the order, so checkout succeeds whatever the API does, and the job pays once the API is back.',
+  ];
+  const lead = calls(after) > calls(before) ? `More calls reach the external API after (${calls(before)} before, ${calls(after)} after), and that is not waste: ` : `Calls reaching the external API: ${calls(before)} before, ${calls(after)} after. `;
+  notes.push(
+    `${lead}the job tries failed and timed-out charges again` +
+      (job.breaker ? ', and while the API is down the breaker lets one trial call through at a time' : '') +
+      `; ${after.provider.duplicatesPrevented} retries were answered from the order's idempotency key instead of charging it twice. ` +
+      `What matters is the load while the API is down: at most ${outagePeak(after)} calls in a second after, ${outagePeak(before)} before ` +
+      `(the bound the demo keeps: ${OUTAGE_LOAD_BOUND}x the checkout rate, ${OUTAGE_LOAD_BOUND * rate} a second).`,
+  );
+  if (job.breaker && after.worker !== undefined) {
+    notes.push(
+      `"attempts turned away" (${after.worker.rejections}) are charges the open breaker refused without calling the API, so they cost it nothing: ` +
+        'those orders waited in the outbox and went again once the breaker closed (the band under the lower panels of the chart shows when it was open).',
+    );
+  }
+  notes.push(
+    `The price: payment is confirmed later, not at checkout. Here every order was paid ${ms(after.drainMs)} after the load stopped, ` +
+      `the slowest ${ms(after.maxTimeToPayMs)} after it was taken; the shop has to say "payment pending" and follow up.`,
+  );
+  return notes;
 }
 
 function traceTitle(mode: string, spans: readonly SpanRecord[]): string {
@@ -284,6 +410,11 @@ function seriesOf(
     /** Most requests the external API got in one second of the outage. */
     outagePeakRps: outagePeak(r),
     latenciesMs: r.records.map((x) => Math.round(x.latencyMs * 10) / 10),
+    /** The background job's circuit breaker (after, with the breaker): its onStateChange events, and the spans of time in each state. */
+    breaker:
+      r.mode === 'after' && job.breaker
+        ? { transitions: r.breakerTransitions, states: stateSpans(r.breakerTransitions, { untilMs: r.endMs }) }
+        : null,
   });
   const trace = (spans: readonly SpanRecord[]) =>
     traceRows(spans).map((row) => ({
@@ -297,7 +428,7 @@ function seriesOf(
     }));
   return {
     demo: 'sync-payment-call',
-    timeScale: `1 demo second = ${1 / TIME_SCALE} seed second`,
+    timeScale: `1 demo second = ${1 / TIME_SCALE} real second (not scaled)`,
     load: { seconds, checkoutsPerSecond: rate },
     outageLoadBound: { timesOfferedRate: OUTAGE_LOAD_BOUND, rps: OUTAGE_LOAD_BOUND * rate },
     provider: PROVIDER,
@@ -310,42 +441,59 @@ function seriesOf(
   };
 }
 
-function chartSpec(before: PhaseResult, after: PhaseResult, seconds: number, rate: number) {
+function chartSpec(before: PhaseResult, after: PhaseResult, seconds: number, rate: number): ChartSpec {
   const sb = buildSeries(before.records, before.arrivals, { bucketMs: 1_000, untilMs: before.endMs });
   const sa = buildSeries(after.records, after.arrivals, { bucketMs: 1_000, untilMs: after.endMs });
   // Latency in 2 s buckets (about 20 checkouts each), so a p95 is more than the bucket's maximum.
   const lb = buildSeries(before.records, before.arrivals, { bucketMs: 2_000, untilMs: before.endMs });
   const la = buildSeries(after.records, after.arrivals, { bucketMs: 2_000, untilMs: after.endMs });
-  const shade = [{ fromX: OUTAGE.fromMs / 1000, toX: OUTAGE.toMs / 1000, label: 'external API 503' }];
+  const shade = [{ fromX: OUTAGE.fromMs / 1000, toX: OUTAGE.toMs / 1000, label: 'external API down (503)' }];
   const toS = (atMs: number): number => atMs / 1000;
+  const withBreaker = after.breakerTransitions.length > 0 || after.worker !== undefined;
+  // The job's breaker, from its onStateChange events (none with --no-breaker: no band then).
+  const states =
+    withBreaker && after.breakerTransitions.length > 0
+      ? { states: breakerBand([{ label: 'job', changes: after.breakerTransitions }], Math.max(after.endMs, before.endMs), "background job's breaker") }
+      : {};
   const backlog: ChartSeries[] = [
-    { name: 'accepted (after)', points: after.backlog.map((b) => [toS(b.atMs), b.accepted]) },
-    { name: 'paid (after)', points: after.backlog.map((b) => [toS(b.atMs), b.paid]) },
-    { name: 'unpaid backlog (after)', points: after.backlog.map((b) => [toS(b.atMs), b.unpaid]), dashed: true },
+    { name: 'orders taken', points: after.backlog.map((b) => [toS(b.atMs), b.accepted]) },
+    { name: 'orders paid', points: after.backlog.map((b) => [toS(b.atMs), b.paid]) },
+    { name: 'orders waiting to be paid', points: after.backlog.map((b) => [toS(b.atMs), b.unpaid]), dashed: true },
   ];
+  const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
   return {
     title: 'sync-payment-call: checkout waiting on a 2.8 s external payment API, before and after',
-    subtitle: `${before.transport === 'http' ? 'real HTTP on 127.0.0.1' : 'in-memory transport, virtual time'}, ${rate} checkouts/s for ${seconds} s per run, 1 demo s = 1 seed s; x: seconds since the run started`,
+    subtitle:
+      `${before.transport === 'http' ? 'Measured on real HTTP servers on 127.0.0.1' : 'Run in memory, in virtual time'}, ${when} UTC; ` +
+      `${rate} checkouts a second for ${seconds} s per run; the external API is down from ${OUTAGE.fromMs / 1000} s to ${OUTAGE.toMs / 1000} s (red). ` +
+      'x: seconds since the run started.\n' +
+      "Bands under the lower panels: the background job's circuit breaker over time (after). Full story: docs/incidents/sync-payment-call.md",
     columns: 2,
+    plotHeight: 150,
     panels: [
       {
-        title: 'checkout p95 latency, by start time (2 s buckets, ms)',
+        title: 'checkout p95 latency, by the time it was sent (ms)',
+        note: '95% of the checkouts sent in each 2 s were answered faster than this',
         yLabel: 'ms',
         series: [
-          { name: 'before (sync call)', points: points(lb.tSeconds, lb.p95Ms) },
-          { name: 'after (background job)', points: points(la.tSeconds, la.p95Ms) },
+          { name: 'before (waits for the charge)', points: points(lb.tSeconds, lb.p95Ms) },
+          { name: 'after (answers "payment pending")', points: points(la.tSeconds, la.p95Ms) },
         ],
         shades: shade,
       },
       {
-        title: 'checkout p95, after only (2 s buckets, ms)',
+        title: 'checkout p95, after only, zoomed in (ms)',
+        note: 'the internal services (cart, pricing, …) are all that is left',
         yLabel: 'ms',
-        series: [{ name: 'after (background job)', points: points(la.tSeconds, la.p95Ms), color: '#D55E00' }],
+        series: [{ name: 'after (answers "payment pending")', points: points(la.tSeconds, la.p95Ms), color: '#D55E00' }],
         shades: shade,
       },
       {
-        title: 'checkout success rate, by start time',
+        title: 'share of checkouts answered OK, by the time they were sent',
+        note: 'lines drawn 2 px apart, so that both show where they are equal',
+        yMin: 0,
         yMax: 1,
+        separateOverlaps: true,
         yFormat: (y: number) => `${Math.round(y * 100)}%`,
         series: [
           { name: 'before', points: points(sb.tSeconds, sb.successRate['POST /checkout'] ?? []) },
@@ -354,18 +502,22 @@ function chartSpec(before: PhaseResult, after: PhaseResult, seconds: number, rat
         shades: shade,
       },
       {
-        title: 'orders: accepted, paid, unpaid (after, cumulative)',
+        title: 'orders after: taken, paid, waiting to be paid (running totals)',
+        note: 'paying stalls while the breaker is not closed (band: red open, amber a trial call under way)',
         series: backlog,
         shades: shade,
+        ...states,
       },
       {
-        title: 'requests reaching the external API per second',
-        yLabel: 'req/s',
+        title: 'calls reaching the external API per second',
+        yLabel: 'per second',
+        separateOverlaps: 1.5,
+        note: `dashed: the bound the job keeps while the API is down, ${OUTAGE_LOAD_BOUND}x the checkout rate`,
         series: [
           { name: 'before', points: points(sb.tSeconds, sb.arrivalsRps['payment-provider'] ?? []) },
           { name: 'after', points: points(sa.tSeconds, sa.arrivalsRps['payment-provider'] ?? []) },
           {
-            name: `${OUTAGE_LOAD_BOUND}x offered (the bound during the outage)`,
+            name: `${OUTAGE_LOAD_BOUND}x the checkout rate (the bound while the API is down)`,
             points: [
               [OUTAGE.fromMs / 1000, OUTAGE_LOAD_BOUND * rate] as [number, number],
               [OUTAGE.toMs / 1000, OUTAGE_LOAD_BOUND * rate] as [number, number],
@@ -374,6 +526,7 @@ function chartSpec(before: PhaseResult, after: PhaseResult, seconds: number, rat
           },
         ],
         shades: shade,
+        ...states,
       },
     ],
   };

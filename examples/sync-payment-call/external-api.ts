@@ -3,7 +3,7 @@
  *
  * It behaves the way such APIs do, which is what makes moving the call into a
  * background job safe or unsafe:
- * - a charge takes about 2.8 s (the seed's number), more when the API is slow;
+ * - a charge takes about 2.8 s (the incident report's number), more when the API is slow;
  * - it commits the charge even if the caller has already given up (a timeout on
  *   our side does not cancel anything on theirs);
  * - it can fail before charging (503, with a `Retry-After`: come back in a

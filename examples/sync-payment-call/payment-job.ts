@@ -1,5 +1,5 @@
 /**
- * The fix the seed describes: the payment service no longer calls the external
+ * The fix the incident report describes: the payment service no longer calls the external
  * API while checkout waits. It writes the order to an outbox and answers at
  * once ("payment pending"); a background job drains the outbox, calling the
  * external API through a Breakwater pipeline (bulkhead + timeout and friends).

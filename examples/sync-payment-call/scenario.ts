@@ -7,7 +7,7 @@
  * The property tests call {@link runPhase} on the in-memory transport with a
  * FakeClock; the demo calls it on real HTTP.
  */
-import type { Clock, RandomSource } from '../../src/index.ts';
+import type { Clock, RandomSource, StateChangeEvent } from '../../src/index.ts';
 import {
   deploy,
   type Deployment,
@@ -55,8 +55,12 @@ export interface PhaseOptions {
   readonly metrics?: boolean;
   /** Sample the outbox every this many ms for the series (default 250). */
   readonly sampleEveryMs?: number;
-  /** Called once the services are up (the demo prints the /metrics URLs). */
-  readonly onDeployed?: (deployment: Deployment) => void;
+  /** Called once the services are up (the demo prints the /metrics URLs and starts its progress line). */
+  readonly onDeployed?: (deployment: Deployment, world: PaymentWorld) => void;
+  /** Called with each checkout's record as it completes. */
+  readonly onRecord?: (record: RequestRecord) => void;
+  /** Called at each state change of the background job's breaker, as it happens. */
+  readonly onBreakerTransition?: (transition: BreakerTransition) => void;
   /** Called after the run, before the services stop (the demo scrapes /metrics here). */
   readonly beforeClose?: (deployment: Deployment) => Promise<void>;
 }
@@ -110,11 +114,22 @@ export interface PhaseResult {
   readonly arrivals: Readonly<Record<string, readonly number[]>>;
   /** When the phase ended, ms since the deployment started. */
   readonly endMs: number;
+  /** The background job's breaker state changes (after, with the breaker), from its `onStateChange`, in order. */
+  readonly breakerTransitions: readonly BreakerTransition[];
+}
+
+/** One state change of the background job's circuit breaker. */
+export interface BreakerTransition {
+  readonly from: StateChangeEvent['from'];
+  readonly to: StateChangeEvent['to'];
+  /** ms since the deployment started. */
+  readonly atMs: number;
 }
 
 /** Runs one phase; see the module comment. */
 export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
   const attempts: Record<AttemptOutcome, number> = { paid: 0, failed: 0, timeout: 0, rejected: 0, deferred: 0 };
+  const breakerTransitions: BreakerTransition[] = [];
   const { services, world } = paymentTopology({
     mode: options.mode,
     ...(options.providerBehaviour ? { providerBehaviour: options.providerBehaviour } : {}),
@@ -122,6 +137,11 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
     ...(options.job ? { job: options.job } : {}),
     ...(options.keyFor ? { keyFor: options.keyFor } : {}),
     onAttempt: (outcome) => attempts[outcome]++,
+    onBreakerStateChange: (event, atMs) => {
+      const transition = { from: event.from, to: event.to, atMs };
+      breakerTransitions.push(transition);
+      options.onBreakerTransition?.(transition);
+    },
   });
   const deployment = await deploy(services, {
     transport: options.transport,
@@ -137,7 +157,7 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
     drivable ? drive(drivable, work, { stepMs: 250, maxMs: 24 * 3_600_000 }) : work;
   let sampler: unknown;
   try {
-    options.onDeployed?.(deployment);
+    options.onDeployed?.(deployment, world);
     const backlog: BacklogSample[] = [];
     const sampleEveryMs = options.sampleEveryMs ?? 250;
     const sample = (): void => {
@@ -155,6 +175,7 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
         concurrency: options.concurrency ?? 128,
         clientTimeoutMs: options.clientTimeoutMs ?? 10_000,
         ...(options.random ? { random: options.random } : {}),
+        ...(options.onRecord ? { onRecord: options.onRecord } : {}),
         next: () => ({
           endpoint: 'POST /checkout',
           service: 'checkout',
@@ -178,7 +199,7 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
     sample();
     clock.cancel(sampler);
 
-    const result = collect(world, deployment, load.records, load.startedAtMs, loadToMs, drainMs, attempts, backlog);
+    const result = collect(world, deployment, load.records, load.startedAtMs, loadToMs, drainMs, attempts, backlog, breakerTransitions);
     await options.beforeClose?.(deployment);
     return result;
   } finally {
@@ -210,6 +231,7 @@ function collect(
   drainMs: number,
   attempts: Record<AttemptOutcome, number>,
   backlog: BacklogSample[],
+  breakerTransitions: readonly BreakerTransition[],
 ): PhaseResult {
   const provider = world.provider!;
   const accepted = new Set(world.acceptedOrders);
@@ -257,6 +279,7 @@ function collect(
     trace: (traceId) => tracer.trace(traceId),
     arrivals,
     endMs: deployment.elapsedMs(),
+    breakerTransitions: [...breakerTransitions],
   };
 }
 

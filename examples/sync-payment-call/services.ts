@@ -1,7 +1,7 @@
 /**
  * The services of the sync-payment-call demo, written once for both transports.
  *
- * Seven microservices take part in a checkout, as in the seed's trace:
+ * Seven microservices take part in a checkout, as in the incident's trace:
  *
  * ```
  * checkout ─┬─ cart            GET  /carts/{id}
@@ -30,6 +30,7 @@ import {
   isRejection,
   pipeline,
   retryBudget,
+  type StateChangeEvent,
   timeout,
 } from '../../src/index.ts';
 import { type HttpRequest, type HttpResponse, type RequestContext, retryAfterHeader, type ServiceEnv, type ServiceSpec } from '../harness/index.ts';
@@ -52,7 +53,7 @@ export interface LatencySpec {
   readonly spreadMs: number;
 }
 
-/** Own processing time of each internal service, in seed milliseconds. */
+/** Own processing time of each internal service, in milliseconds (not scaled). */
 export interface ServiceLatencies {
   readonly checkout: LatencySpec;
   readonly cart: LatencySpec;
@@ -66,7 +67,7 @@ export interface ServiceLatencies {
 
 /**
  * Defaults chosen so that the internal services add up to about 125 ms, which
- * puts checkout's p95 near the seed's 150 ms once the external call is gone.
+ * puts checkout's p95 near the incident report's 150 ms once the external call is gone.
  */
 export const DEFAULT_LATENCIES: ServiceLatencies = Object.freeze({
   checkout: { meanMs: 12, spreadMs: 6 },
@@ -137,6 +138,8 @@ export interface PaymentTopologyOptions {
   readonly onAttempt?: (outcome: AttemptOutcome, atMs: number) => void;
   /** Only tests set this: the idempotency key sent on each attempt (default: the order's one key). */
   readonly keyFor?: (job: PaymentJob, attempt: number) => string;
+  /** Called at each state change of the background job's circuit breaker (its `onStateChange`), at ms since the deployment started. */
+  readonly onBreakerStateChange?: (event: StateChangeEvent, atMs: number) => void;
 }
 
 /**
@@ -351,8 +354,9 @@ function paymentService(world: PaymentWorld, options: PaymentTopologyOptions, la
               ),
         );
         // Jobs parked because the circuit was open go again as soon as it closes.
-        breaker?.onStateChange(({ to }) => {
-          if (to === 'closed') world.worker?.resumeRejected();
+        breaker?.onStateChange((event) => {
+          options.onBreakerStateChange?.(event, env.elapsedMs());
+          if (event.to === 'closed') world.worker?.resumeRejected();
         });
         const budget = retryBudget({
           clock,
