@@ -198,7 +198,7 @@ async function successPath(): Promise<void> {
 
 async function scrape(): Promise<void> {
   const registry = new Registry();
-  const metrics = prometheusMetrics({ registry });
+  const metrics = prometheusMetrics({ registry, maxPipelines: 100_000 });
   const pipelines = Array.from({ length: SCRAPE_PIPELINES }, (_, i) => fivePolicies(`dependency-${i}`));
   metrics.attach(...pipelines);
   for (const p of pipelines) for (let i = 0; i < 3; i++) await p.execute(work);

@@ -101,7 +101,7 @@ export const instanceKinds: Record<string, InstanceKind> = {
     label: 'Breakwater full pipeline, attached to one shared metrics sink',
     library: 'breakwater',
     shape: 'pipeline',
-    setup: () => prometheusMetrics({ registry: new Registry() }),
+    setup: () => prometheusMetrics({ registry: new Registry(), maxPipelines: 100_000 }),
     create: async (i, shared) => {
       const p = fullPipeline(`p${i}`);
       (shared as ReturnType<typeof prometheusMetrics>).attach(p);
