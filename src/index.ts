@@ -17,6 +17,8 @@ export {
   isRejection,
   type Rejection,
   isThrottledError,
+  isRateLimitedError,
+  RateLimitedError,
   isTimeoutError,
   ThrottledError,
   TimeoutError,
@@ -117,3 +119,10 @@ export {
   type ThrottleRejectEvent,
   type ThrottleWindowOptions,
 } from './throttle.ts';
+export {
+  rateLimiter,
+  type RateLimiterPolicy,
+  type RateLimiterOptions,
+  type RateLimitAdmitEvent,
+  type RateLimitRejectEvent,
+} from './rate-limiter.ts';

@@ -71,4 +71,7 @@ export const FAMILIES = [
   'adaptive_limit',
   'adaptive_in_flight',
   'adaptive_rejections_total',
+  'rate_limit_admitted_total',
+  'rate_limit_delayed_total',
+  'rate_limit_rejections_total',
 ];

@@ -18,6 +18,7 @@ import {
   aimd,
   fallback,
   hedge,
+  rateLimiter,
   throttle,
   pipeline,
   retry,
@@ -65,6 +66,7 @@ async function busyRegistry(): Promise<Registry> {
   prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(payments);
   const search = pipeline(
     { name: 'search', clock },
+    rateLimiter({ ratePerSecond: 1_000, burst: 1, maxQueue: 1, clock }),
     throttle({ clock }),
     adaptiveLimit({ algorithm: aimd(), maxQueue: 10, clock }),
     hedge({ delayMs: 5, maxExtraLoad: 1, clock }),

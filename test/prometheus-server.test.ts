@@ -26,6 +26,7 @@ import {
   fallback,
   gradient,
   hedge,
+  rateLimiter,
   throttle,
   pipeline,
   retry,
@@ -186,6 +187,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       { name: 'crowded' },
       adaptiveLimit({ algorithm: gradient(), minLimit: 1, maxLimit: 1, initialLimit: 1 }),
       throttle({ minimumRequests: 1 }),
+      rateLimiter({ ratePerSecond: 1_000, maxQueue: 10 }),
     );
     metrics.attach(inventory, search, payments, profile, auth, game, crowded);
 

@@ -166,6 +166,9 @@ describe('prometheusMetrics: attach', () => {
       breakwater_adaptive_limit: 'gauge',
       breakwater_adaptive_in_flight: 'gauge',
       breakwater_adaptive_rejections_total: 'counter',
+      breakwater_rate_limit_admitted_total: 'counter',
+      breakwater_rate_limit_delayed_total: 'counter',
+      breakwater_rate_limit_rejections_total: 'counter',
     });
     const { register } = await import('prom-client');
     expect(register.getSingleMetric('breakwater_calls_total')).toBeUndefined();

@@ -4,7 +4,8 @@ export type BreakwaterErrorCode =
   | 'ERR_BREAKWATER_BROKEN_CIRCUIT'
   | 'ERR_BREAKWATER_ISOLATED_CIRCUIT'
   | 'ERR_BREAKWATER_BULKHEAD_REJECTED'
-  | 'ERR_BREAKWATER_THROTTLED';
+  | 'ERR_BREAKWATER_THROTTLED'
+  | 'ERR_BREAKWATER_RATE_LIMITED';
 
 const BRAND = Symbol.for('breakwater.error');
 
@@ -140,6 +141,23 @@ export function isThrottledError(value: unknown): value is ThrottledError {
   return hasCode(value, 'ERR_BREAKWATER_THROTTLED');
 }
 
+/** The rate limiter had no token for the call and it could not wait: the call was not made. */
+export class RateLimitedError extends BreakwaterError {
+  readonly code = 'ERR_BREAKWATER_RATE_LIMITED' as const;
+  override readonly name = 'RateLimitedError';
+  /** Milliseconds until the limiter would admit a call, at the moment this one was refused. */
+  readonly retryAfterMs: number;
+  constructor(retryAfterMs: number, message: string, options?: BreakwaterErrorOptions) {
+    super(message, options);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** True when `value` is a {@link RateLimitedError} from any copy of Breakwater. */
+export function isRateLimitedError(value: unknown): value is RateLimitedError {
+  return hasCode(value, 'ERR_BREAKWATER_RATE_LIMITED');
+}
+
 /** True for any error a Breakwater policy produced (as opposed to one thrown by the work). */
 export function isBreakwaterError(value: unknown): value is BreakwaterError {
   if (typeof value !== 'object' || value === null) return false;
@@ -151,12 +169,16 @@ export function isBreakwaterError(value: unknown): value is BreakwaterError {
 }
 
 /** A refusal: the call was not made because a policy refused it. */
-export type Rejection = BrokenCircuitError | IsolatedCircuitError | BulkheadRejectedError | ThrottledError;
+export type Rejection = BrokenCircuitError | IsolatedCircuitError | BulkheadRejectedError | ThrottledError | RateLimitedError;
 
 /** True when a policy refused the call without running it (open, isolated, full or throttled). */
 export function isRejection(value: unknown): value is Rejection {
   return (
-    isBrokenCircuitError(value) || isIsolatedCircuitError(value) || isBulkheadRejectedError(value) || isThrottledError(value)
+    isBrokenCircuitError(value) ||
+    isIsolatedCircuitError(value) ||
+    isBulkheadRejectedError(value) ||
+    isThrottledError(value) ||
+    isRateLimitedError(value)
   );
 }
 

@@ -36,9 +36,12 @@ const HEDGE_BUDGET_EXHAUSTED = 22;
 const CHAOS = 23; // 3 kinds
 const THROTTLED = 26;
 const LIMIT_DROPS = 27;
+const RATE_ADMITTED = 28;
+const RATE_DELAYED = 29;
+const RATE_REJECTED = 30;
 // Then, per observed outcome and bucket (bounds + 1 of them, not cumulative):
 // the number of observations, and after all of those, the sum of their seconds.
-const BUCKETS = 28;
+const BUCKETS = 31;
 
 /** Slots of the per-pipeline counters, for the listeners. @internal */
 export const SLOTS = {
@@ -54,6 +57,7 @@ export const SLOTS = {
   CHAOS,
   THROTTLED,
   LIMIT_DROPS,
+  RATE_REJECTED,
 } as const;
 
 /** The `cause` of a fallback: the kind of error it replaced. */
@@ -112,7 +116,7 @@ export interface EntrySpec {
   readonly breaker: BreakerLike | undefined;
   readonly bulkhead: BulkheadLike | undefined;
   /** Which of the other policies the pipeline has (their families report it only then). */
-  readonly has: Readonly<Record<'retry' | 'timeout' | 'fallback' | 'hedge' | 'chaos', boolean>>;
+  readonly has: Readonly<Record<'retry' | 'timeout' | 'fallback' | 'hedge' | 'chaos' | 'rateLimiter', boolean>>;
   /** The pipeline's client-side throttle, if any: its probability is read at scrape time. */
   readonly throttle: { readonly probability: number } | undefined;
   /** The pipeline's adaptive limit, if any: its limit and calls in flight are read at scrape time. */
@@ -182,6 +186,15 @@ export class Entry {
     const data = this.data;
     return (event) => {
       data[FALLBACKS + causeIndex(event?.error)]!++;
+    };
+  }
+
+  /** Returns the `onAdmit` listener of a rate limiter: counts the call, and whether it waited. */
+  admitListener(): (event: { readonly waitedMs?: number }) => void {
+    const data = this.data;
+    return (event) => {
+      data[RATE_ADMITTED]!++;
+      if ((event?.waitedMs ?? 0) > 0) data[RATE_DELAYED]!++;
     };
   }
 
@@ -530,6 +543,9 @@ export const FAMILY_SUFFIXES = [
   'adaptive_limit',
   'adaptive_in_flight',
   'adaptive_rejections_total',
+  'rate_limit_admitted_total',
+  'rate_limit_delayed_total',
+  'rate_limit_rejections_total',
 ] as const;
 
 /**
@@ -628,6 +644,9 @@ export class Group {
       new GaugeFamily(this, `${prefix}adaptive_in_flight`, 'Calls holding a slot of an adaptive concurrency limit, read when scraped.', names(), (e) =>
         e.limit ? e.baseLabels : undefined, (e) => [e.limit!.inFlight]),
       single('adaptive_rejections_total', 'Calls an adaptive concurrency limit refused (full, or queue wait timed out).', LIMIT_DROPS, (e) => e.limit !== undefined),
+      single('rate_limit_admitted_total', 'Calls a rate limiter admitted, at once or after a wait.', RATE_ADMITTED, (e) => e.has.rateLimiter),
+      single('rate_limit_delayed_total', 'Calls a rate limiter admitted after waiting for a token.', RATE_DELAYED, (e) => e.has.rateLimiter),
+      single('rate_limit_rejections_total', 'Calls a rate limiter refused (no token, and no room or time to wait).', RATE_REJECTED, (e) => e.has.rateLimiter),
     ];
   }
 

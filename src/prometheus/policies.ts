@@ -54,6 +54,7 @@ export interface Unit {
   readonly hedges: { readonly kind: string; readonly onHedge: Event<unknown>; readonly onHedgeWon: Event<unknown>; readonly onBudgetExhausted: Event<unknown> }[];
   readonly chaos: { readonly kind: string; readonly onInjected: Event<{ readonly kind?: unknown }> }[];
   readonly throttles: { readonly kind: string; readonly onReject: Event<unknown>; readonly probability: number }[];
+  readonly rateLimiters: { readonly kind: string; readonly onAdmit: Event<{ readonly waitedMs?: number }>; readonly onReject: Event<unknown> }[];
   readonly limits: { readonly kind: string; readonly onReject: Event<unknown>; readonly limit: number; readonly inFlight: number }[];
 }
 
@@ -94,7 +95,7 @@ export function unitsOf(root: PipelineLike): Unit[] {
   const visit = (named: PipelineLike): void => {
     if (seen.has(named)) return;
     seen.add(named);
-    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [], throttles: [], limits: [] };
+    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [], throttles: [], limits: [], rateLimiters: [] };
     units.push(unit);
     const collect = (policies: readonly unknown[], path: Set<unknown>): void => {
       for (const policy of policies) {
@@ -109,6 +110,9 @@ export function unitsOf(root: PipelineLike): Unit[] {
         if (typeof policy.onRetry === 'function') unit.retries.push(policy as unknown as RetryLike);
         if (typeof policy.onHedge === 'function' && typeof policy.onHedgeWon === 'function') unit.hedges.push(policy as unknown as Unit['hedges'][number]);
         if (typeof policy.onInjected === 'function') unit.chaos.push(policy as unknown as Unit['chaos'][number]);
+        if (typeof policy.onAdmit === 'function' && typeof policy.onReject === 'function' && typeof policy.tokens === 'number') {
+          unit.rateLimiters.push(policy as unknown as Unit['rateLimiters'][number]);
+        }
         if (typeof policy.onLimitChange === 'function' && typeof policy.limit === 'number' && typeof policy.inFlight === 'number') {
           unit.limits.push(policy as unknown as Unit['limits'][number]);
         }

@@ -307,6 +307,7 @@ export class PrometheusMetrics {
             fallback: unit.fallbacks.length > 0,
             hedge: unit.hedges.length > 0,
             chaos: unit.chaos.length > 0,
+            rateLimiter: unit.rateLimiters.length > 0,
           },
           throttle: unit.throttles[0],
           limit: unit.limits[0],
@@ -339,6 +340,10 @@ export class PrometheusMetrics {
         for (const c of unit.chaos) on(c.onInjected, entry.chaosListener(), d);
         for (const t of unit.throttles) on(t.onReject, entry.counter(SLOTS.THROTTLED), d);
         for (const l of unit.limits) on(l.onReject, entry.counter(SLOTS.LIMIT_DROPS), d);
+        for (const r of unit.rateLimiters) {
+          on(r.onAdmit, entry.admitListener(), d);
+          on(r.onReject, entry.counter(SLOTS.RATE_REJECTED), d);
+        }
         const created = entry;
         // A disposed pipeline's series go, however many attachments hold them.
         on(unit.pipeline.onDispose, () => this.#remove(created), d);
