@@ -119,7 +119,110 @@ class Attempt implements Scope {
   }
 }
 
-/** One call under a hedge policy: its attempts, the pending hedge timer, and the one settlement. */
+/** A hedge due at `dueAt` for `call`, unless the call settled first. */
+interface Pending {
+  readonly call: HedgedCall<unknown>;
+  readonly dueAt: number;
+  live: boolean;
+}
+
+/**
+ * The pending hedges of one policy, in due order, served by one timer. When
+ * nothing is pending the timer is left armed but unreferenced, as the timeout's
+ * is, so calls made one after another do not pay a timer each.
+ */
+class HedgeTimers {
+  readonly #clock: Clock;
+  #entries: Pending[] = [];
+  #head = 0;
+  #live = 0;
+  #timer: TimerHandle | undefined = undefined;
+  /** When the armed timer fires. */
+  #timerAt = Infinity;
+  #idle = false;
+  /** Due hedges are being started: their calls may add and remove entries meanwhile. */
+  #firing = false;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  add(call: HedgedCall<unknown>, now: number, delayMs: number): Pending {
+    const entry: Pending = { call, dueAt: now + delayMs, live: true };
+    const entries = this.#entries;
+    let at = entries.length;
+    while (at > this.#head && entries[at - 1]!.dueAt > entry.dueAt) at--; // a shorter delay than the last: rare
+    if (at === entries.length) entries.push(entry);
+    else entries.splice(at, 0, entry);
+    this.#live++;
+    if (this.#timer !== undefined && this.#timerAt <= entry.dueAt) {
+      if (this.#idle) this.#clock.keepAlive!(this.#timer, true); // it fires early, finds nothing due and re-arms
+      this.#idle = false;
+    } else {
+      this.#rearm(entry.dueAt, now);
+    }
+    return entry;
+  }
+
+  remove(entry: Pending): void {
+    if (!entry.live) return;
+    entry.live = false;
+    if (--this.#live === 0 && !this.#firing) this.#quiet();
+  }
+
+  /** Nothing is pending: forget the entries, and let the timer go idle (unreferenced) or cancel it. */
+  #quiet(): void {
+    this.#entries = [];
+    this.#head = 0;
+    const timer = this.#timer;
+    if (timer === undefined) return;
+    if (this.#clock.keepAlive !== undefined) {
+      this.#clock.keepAlive(timer, false);
+      this.#idle = true;
+    } else {
+      this.#clock.cancel(timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #rearm(dueAt: number, now: number): void {
+    if (this.#timer !== undefined) this.#clock.cancel(this.#timer);
+    this.#idle = false;
+    this.#timerAt = dueAt;
+    this.#timer = this.#clock.schedule(this.#fire, Math.min(MAX_TIMER_MS, Math.max(0, dueAt - now)));
+  }
+
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    this.#idle = false;
+    const now = this.#clock.now();
+    this.#firing = true;
+    try {
+      while (this.#head < this.#entries.length && this.#entries[this.#head]!.dueAt <= now) {
+        const entry = this.#entries[this.#head++]!;
+        if (!entry.live) continue;
+        entry.live = false;
+        this.#live--;
+        entry.call.due(now);
+      }
+    } finally {
+      this.#firing = false;
+    }
+    while (this.#head < this.#entries.length && !this.#entries[this.#head]!.live) this.#head++;
+    if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head);
+      this.#head = 0;
+    }
+    const next = this.#entries[this.#head];
+    if (next === undefined) this.#quiet();
+    else if (this.#timer === undefined || this.#timerAt > next.dueAt) {
+      this.#rearm(next.dueAt, this.#clock.now());
+    }
+  };
+}
+
+/** One call under a hedge policy: its attempts, the pending hedge, and the one settlement. */
 class HedgedCall<T> {
   readonly #policy: HedgePolicy;
   readonly #chain: Chain<T>;
@@ -130,8 +233,8 @@ class HedgedCall<T> {
   readonly #attempts: Attempt[] = [];
   #inFlight = 0;
   #settled = false;
-  #timer: TimerHandle | undefined = undefined;
-  /** The parent signal watched while a hedge timer is pending. */
+  #pending: Pending | undefined = undefined;
+  /** The parent signal watched while a hedge is pending. */
   #watching: AbortSignal | undefined = undefined;
   #lastError: unknown = undefined;
   #resolve!: (value: T) => void;
@@ -156,7 +259,7 @@ class HedgedCall<T> {
       this.#reject = reject;
     });
     this.#launch(this.#startedAt);
-    this.#arm();
+    this.#arm(this.#startedAt);
     return promise;
   }
 
@@ -172,7 +275,7 @@ class HedgedCall<T> {
   }
 
   /** Schedules the next hedge, if the call may have one. */
-  #arm(): void {
+  #arm(now: number): void {
     if (this.#settled || this.#attempts.length > this.#policy.maxHedges) return;
     const delayMs = this.#policy.delay();
     if (delayMs === Infinity) return;
@@ -181,20 +284,20 @@ class HedgedCall<T> {
       if (signal.aborted) return; // the attempts see it through their own signals
       watchAbort((this.#watching = signal), this);
     }
-    this.#timer = this.#policy.clock.schedule(this.#due, delayMs);
+    this.#pending = this.#policy.timers.add(this as HedgedCall<unknown>, now, delayMs);
   }
 
-  readonly #due = (): void => {
-    this.#timer = undefined;
+  /** The hedge is due (called by the policy's timers). */
+  due(now: number): void {
+    this.#pending = undefined;
     if (this.#settled) return;
-    const now = this.#policy.clock.now();
     if (this.#policy.spend(this.#first + this.#attempts.length, now - this.#startedAt)) {
       this.#launch(now);
-      this.#arm();
+      this.#arm(now);
     } else {
       this.#unwatch();
     }
-  };
+  }
 
   /** The parent scope aborted while a hedge timer was pending: the call ends with its reason. */
   handleEvent(): void {
@@ -206,7 +309,7 @@ class HedgedCall<T> {
   #succeeded(attempt: Attempt, value: T): void {
     if (this.#settled) return; // a loser's late result
     this.#inFlight--;
-    this.#policy.observe(this.#policy.clock.now() - attempt.startedAt);
+    if (this.#policy.learns) this.#policy.observe(this.#policy.clock.now() - attempt.startedAt);
     if (attempt.number !== this.#first) this.#policy.won(attempt.number);
     this.#settle(true, value, attempt);
   }
@@ -225,7 +328,7 @@ class HedgedCall<T> {
     if (this.#attempts.length <= this.#policy.maxHedges && this.#policy.spend(this.#first + this.#attempts.length, now - this.#startedAt)) {
       this.#cancelTimer();
       this.#launch(now);
-      this.#arm();
+      this.#arm(now);
       return;
     }
     this.#settle(false, this.#lastError, attempt);
@@ -250,9 +353,9 @@ class HedgedCall<T> {
   }
 
   #cancelTimer(): void {
-    if (this.#timer !== undefined) {
-      this.#policy.clock.cancel(this.#timer);
-      this.#timer = undefined;
+    if (this.#pending !== undefined) {
+      this.#policy.timers.remove(this.#pending);
+      this.#pending = undefined;
     }
   }
 
@@ -276,6 +379,8 @@ export class HedgePolicy extends PolicyBase {
   readonly budget: RetryBudget | undefined;
   /** @internal */
   readonly clock: Clock;
+  /** @internal */
+  readonly timers: HedgeTimers;
   readonly #fixedMs: number | undefined;
   readonly #dynamic: Required<HedgeDelay> | undefined;
   readonly #handle: ((error: unknown) => boolean) | undefined;
@@ -297,6 +402,7 @@ export class HedgePolicy extends PolicyBase {
     this.budget = options.budget;
     this.maxExtraLoad = this.budget === undefined ? (options.maxExtraLoad ?? 0.1) : undefined;
     this.clock = options.clock ?? systemClock;
+    this.timers = new HedgeTimers(this.clock);
     this.#handle = options.handle;
     const delay = options.delayMs;
     if (typeof delay === 'number') this.#fixedMs = delay;
@@ -364,6 +470,11 @@ export class HedgePolicy extends PolicyBase {
   /** @internal */
   handles(error: unknown): boolean {
     return this.#handle === undefined || this.#handle(error) === true;
+  }
+
+  /** Whether the delay follows the observed latency (then successful attempts are timed). @internal */
+  get learns(): boolean {
+    return this.#samples !== undefined;
   }
 
   /** Records a successful attempt's duration (dynamic delay only); recomputes the percentile now and then. @internal */

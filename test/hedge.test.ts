@@ -139,6 +139,31 @@ describe('hedge', () => {
     expect(noCap.currentDelayMs).toBe(Infinity); // no hedge until enough is known
   });
 
+  it('one timer serves the pending hedges of a policy, also when a later call is due sooner', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: { percentile: 0.5, minMs: 5, maxMs: 100, samples: 8 }, maxExtraLoad: 1, clock });
+    const started: string[] = [];
+    const slow = (name: string) => track(h.execute(({ attempt, signal }) => (started.push(`${name}${attempt}@${clock.now()}`), delayed(clock, attempt === 1 ? 500 : 1, name, signal))));
+    const a = slow('a'); // nothing observed yet: its hedge is due at 100
+    for (let i = 0; i < 2; i++) {
+      const quick = h.execute(() => delayed(clock, 1, 'q'));
+      await clock.advance(1);
+      await quick;
+    }
+    expect(h.currentDelayMs).toBe(5); // two quick successes: the median is 1 ms, the floor 5
+    const b = slow('b'); // due at 2 + 5 = 7, before a's hedge
+    expect(clock.pendingTimers).toBe(3); // the two slow attempts' own timers, and one for both hedges
+    await clock.advance(5);
+    expect(started).toEqual(['a1@0', 'b1@2', 'b2@7']);
+    await clock.advance(1);
+    expect(b.value).toBe('b');
+    await clock.advance(92);
+    expect(started.at(-1)).toBe('a2@100');
+    await clock.advance(1);
+    expect(a.value).toBe('a');
+    expect(clock.pendingTimers).toBe(0);
+  });
+
   it('validates its options', () => {
     expect(() => hedge({} as never)).toThrow(/hedge: option "delayMs" is required/);
     expect(() => hedge({ delayMs: 0 })).toThrow(/hedge: option "delayMs" must be a finite number of milliseconds from 1/);
