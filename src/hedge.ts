@@ -323,7 +323,11 @@ class HedgedCall<T> {
     }
     this.#lastError = error;
     if (this.#inFlight > 0) return; // another attempt may still win
-    // Nothing left running: hedge at once if the call may, otherwise that was the last word.
+    // Nothing left running: hedge at once if the call may (and the layer above still wants it), otherwise that was the last word.
+    if (this.#parent !== undefined && this.#parent.signal.aborted) {
+      this.#settle(false, error, attempt);
+      return;
+    }
     const now = this.#policy.clock.now();
     if (this.#attempts.length <= this.#policy.maxHedges && this.#policy.spend(this.#first + this.#attempts.length, now - this.#startedAt)) {
       this.#cancelTimer();

@@ -8,7 +8,7 @@ import { type Clock, systemClock, type TimerHandle } from './core/clock.ts';
 import { RateLimitedError, stackless } from './core/errors.ts';
 import { Emitter, type Event } from './core/events.ts';
 import { type Chain, PolicyBase, type Scope } from './core/protocol.ts';
-import { checkOptions, clock as clockCheck, duration, finite, integer, received } from './core/validate.ts';
+import { checkOptions, clock as clockCheck, duration, finite, integer, MAX_TIMER_MS, received } from './core/validate.ts';
 
 /** Options of {@link rateLimiter}. */
 export interface RateLimiterOptions {
@@ -174,7 +174,7 @@ export class RateLimiterPolicy extends PolicyBase {
   /** Arms the one timer for when the head of the queue gets its token. */
   #arm(): void {
     if (this.#timer !== undefined || this.queued === 0) return;
-    const waitMs = Math.max(1, Math.ceil((1 - this.#tokens) / this.#perMs));
+    const waitMs = Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil((1 - this.#tokens) / this.#perMs)));
     this.#timer = this.#clock.schedule(this.#wake, waitMs);
   }
 

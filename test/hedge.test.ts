@@ -265,3 +265,19 @@ describe('hedge: properties', () => {
     );
   });
 });
+
+describe('hedge: the layer above gave up', () => {
+  it('a failed attempt with nothing left running starts no hedge once the outer timeout has aborted', async () => {
+    const clock = new FakeClock();
+    let hedges = 0;
+    const h = hedge({ delayMs: { percentile: 0.9, minMs: 5 }, maxExtraLoad: 1, clock });
+    h.onHedge(() => hedges++);
+    const p = pipeline(timeout({ ms: 50, clock }), h);
+    let calls = 0;
+    const call = track(p.execute(({ signal }) => (calls++, new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))))));
+    await clock.advance(60);
+    expect(call.error).toMatchObject({ code: 'ERR_BREAKWATER_TIMEOUT' });
+    expect(calls).toBe(1);
+    expect(hedges).toBe(0);
+  });
+});

@@ -383,3 +383,27 @@ describe('reports match what callers saw, over random pipelines of built-in and 
     );
   });
 });
+
+describe('a clock that throws when the call starts', () => {
+  it('does not break the call: it runs unobserved, and the error surfaces on its own', async () => {
+    let reads = 0;
+    const broken = new Error('clock broke');
+    const clock = {
+      now: () => {
+        if (reads++ === 0) throw broken;
+        return 0;
+      },
+      schedule: (fn: () => void, ms: number) => setTimeout(fn, ms),
+      cancel: (t: unknown) => clearTimeout(t as NodeJS.Timeout),
+    };
+    const p = pipeline({ name: 'x', clock }, retry());
+    const events: SettledEvent[] = [];
+    p.onSettled((e) => events.push(e));
+    const surfaced = await surfacedErrors(async () => {
+      expect(await p.execute(() => 'ok')).toBe('ok');
+      expect(await pipeline(p).execute(() => 'nested')).toBe('nested'); // the next reading works: observed
+    });
+    expect(surfaced).toEqual([broken]);
+    expect(events.map((e) => e.outcome)).toEqual(['success']);
+  });
+});

@@ -758,3 +758,21 @@ describe('prometheusMetrics: what fallbacks cover for, refusals, hedges, chaos, 
     expect(() => prometheusMetrics({ registry: new Registry(), maxPipelines: 0 })).toThrow(/option "maxPipelines" must be/);
   });
 });
+
+describe('prometheusMetrics: the pipeline bound and disposed pipelines, nested', () => {
+  it('a pipeline already reported does not count again against maxPipelines', () => {
+    const m = prometheusMetrics({ registry: new Registry(), maxPipelines: 2 });
+    const a = pipeline({ name: 'a' });
+    const b = pipeline({ name: 'b' });
+    m.attach(a);
+    expect(() => m.attach(a, b)).not.toThrow();
+    expect(() => m.attach(pipeline({ name: 'c' }))).toThrow(/over maxPipelines \(2\)/);
+  });
+
+  it('refuses a disposed pipeline nested in a live one', () => {
+    const inner = pipeline({ name: 'inner' });
+    const outer = pipeline({ name: 'outer' }, inner);
+    inner.dispose();
+    expect(() => prometheusMetrics({ registry: new Registry() }).attach(outer)).toThrow(/pipeline "inner" was disposed/);
+  });
+});

@@ -122,3 +122,17 @@ describe('rateLimiter', () => {
     );
   });
 });
+
+describe('rateLimiter: a very low rate', () => {
+  it('waits with one timer capped at the platform limit, not a busy loop', async () => {
+    const clock = new FakeClock();
+    let scheduled = 0;
+    const counting = { now: () => clock.now(), schedule: (fn: () => void, ms: number) => (scheduled++, expect(ms).toBeLessThanOrEqual(2 ** 31 - 1), clock.schedule(fn, ms)), cancel: (t: unknown) => clock.cancel(t) };
+    const limiter = rateLimiter({ ratePerSecond: 1e-7, burst: 1, maxQueue: 1, clock: counting });
+    await limiter.execute(() => 1);
+    const waiting = track(limiter.execute(() => 2));
+    await clock.advance(1_000);
+    expect(scheduled).toBe(1);
+    expect(waiting.status).toBe('pending');
+  });
+});

@@ -115,10 +115,9 @@ export class Pipeline<R = never> implements Policy<R> {
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T | R> {
     if (this.#disposed) throw this.#disposedError();
     const nested = new Chain<T>(this.policies, undefined, chain.callerSignal, this.name ?? chain.pipeline, chain, index);
-    const observer = this.#observer();
-    if (observer === undefined) return nested.next(0, scope, attempt);
-    const startedAt = observer.clock.now();
-    return observer.watch(nested, nested.next(0, scope, attempt), startedAt);
+    const startedAt = this.#observer()?.start() ?? NaN;
+    const promise = nested.next(0, scope, attempt);
+    return startedAt !== startedAt ? promise : this.#timing!.watch(nested, promise, startedAt);
   }
 
   #disposedError(): Error {

@@ -166,7 +166,8 @@ class Context implements WorkContext {
  * @internal
  */
 export interface CallObserver {
-  readonly clock: { now(): number };
+  /** The start reading; `NaN` when the clock threw (the error surfaces on its own and the call runs unobserved). */
+  start(): number;
   watch<T>(chain: Chain<T>, promise: Promise<T>, startedAt: number): Promise<T>;
 }
 
@@ -189,12 +190,12 @@ export function runLayers<T>(
   }
   const signal = callerSignalOf(owner, options);
   const chain = new Chain(layers, fn, signal, name);
-  const startedAt = observer === undefined ? 0 : observer.clock.now();
+  const startedAt = observer === undefined ? NaN : observer.start();
   let promise: Promise<T>;
   if (signal === undefined) promise = chain.next(0, undefined, 1);
   else if (signal.aborted) promise = Promise.reject(signal.reason);
   else promise = raceAbort(chain.next(0, { signal }, 1), signal);
-  return observer === undefined ? promise : observer.watch(chain, promise, startedAt);
+  return startedAt !== startedAt ? promise : observer!.watch(chain, promise, startedAt);
 }
 
 /**

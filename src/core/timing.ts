@@ -42,6 +42,17 @@ export class Timing implements CallObserver {
     this.clock = clock;
   }
 
+  start(): number {
+    try {
+      return this.clock.now();
+    } catch (bug) {
+      queueMicrotask(() => {
+        throw bug;
+      });
+      return NaN;
+    }
+  }
+
   watch<T>(chain: Chain<T>, promise: Promise<T>, startedAt: number): Promise<T> {
     return promise.then(
       (value) => {

@@ -228,6 +228,9 @@ export class PrometheusMetrics {
         `${where}: pipeline name ${received(name)} is not a valid label value: 1 to 100 letters, digits or _ . : / - starting with a letter or digit`,
       );
     }
+    if ((unit.pipeline as { disposed?: unknown }).disposed === true) {
+      throw new TypeError(`${where}: pipeline "${name}" was disposed; attach a live pipeline (a disposed one nested in another runs no calls)`);
+    }
     if (unit.breakers.length > 1 || unit.bulkheads.length > 1) {
       const what = unit.breakers.length > 1 ? `${unit.breakers.length} circuit breakers` : `${unit.bulkheads.length} bulkheads`;
       throw new TypeError(
@@ -250,9 +253,11 @@ export class PrometheusMetrics {
           'attach it through one sink only',
       );
     }
-    if (reported === undefined && !planned.has(key) && this.#group.entries.size + planned.size >= this.#maxPipelines) {
+    // Only pipelines not reported yet count against the bound, each once.
+    const fresh = reported === undefined && !planned.has(key) ? [...planned.keys()].filter((k) => !this.#group.entries.has(k)).length : -1;
+    if (fresh >= 0 && this.#group.entries.size + fresh >= this.#maxPipelines) {
       throw new RangeError(
-        `${where}: pipeline "${name}" would be pipeline number ${this.#group.entries.size + planned.size + 1} on this registry, over maxPipelines (${this.#maxPipelines}); ` +
+        `${where}: pipeline "${name}" would be pipeline number ${this.#group.entries.size + fresh + 1} on this registry, over maxPipelines (${this.#maxPipelines}); ` +
           'name pipelines per dependency, never per request or user (keyed() bounds per-key pipelines), or raise maxPipelines',
       );
     }
