@@ -7,7 +7,7 @@ import { unwatchAbort, watchAbort } from './core/abort.ts';
 import { type Clock, systemClock, type TimerHandle } from './core/clock.ts';
 import { Emitter, type Event } from './core/events.ts';
 import { type Chain, PolicyBase, type Scope } from './core/protocol.ts';
-import { type Check, checkOptions, clock as clockCheck, duration, fn, integer, MAX_TIMER_MS, received, satisfies } from './core/validate.ts';
+import { checkNested, checkOptions, clock as clockCheck, duration, fn, integer, MAX_TIMER_MS, received, satisfies, share } from './core/validate.ts';
 import type { RetryBudget } from './retry-budget.ts';
 
 /** A delay that follows the observed latency: a percentile of recent successful attempts. */
@@ -495,35 +495,23 @@ export class HedgePolicy extends PolicyBase {
   }
 }
 
-const share: Check = (owner, key, value) => {
-  if (typeof value === 'number' && value > 0 && value <= 1) return;
-  const message = `${owner}: option "${key}" must be a number greater than 0 and at most 1; received ${received(value)}`;
-  throw typeof value === 'number' && !Number.isNaN(value) ? new RangeError(message) : new TypeError(message);
-};
-
 function checkDelay(value: unknown): number | HedgeDelay {
   if (typeof value === 'number') {
     duration(1)('hedge', 'delayMs', value);
     return value;
   }
   satisfies('a number of ms or { percentile, minMs, maxMs?, samples? }', (v) => typeof v === 'object' && v !== null)('hedge', 'delayMs', value);
-  const d = value as HedgeDelay;
-  const keys = Object.keys(d);
-  const unknown = keys.find((k) => !['percentile', 'minMs', 'maxMs', 'samples'].includes(k));
-  if (unknown !== undefined) throw new TypeError(`hedge: unknown option "delayMs.${unknown}"; known options are percentile, minMs, maxMs, samples`);
-  const percentile = d.percentile;
-  if (!(typeof percentile === 'number' && percentile > 0 && percentile < 1)) {
-    const message = `hedge: option "delayMs.percentile" must be a number greater than 0 and below 1; received ${received(percentile)}`;
-    throw typeof percentile === 'number' && !Number.isNaN(percentile) ? new RangeError(message) : new TypeError(message);
+  const d = checkNested<HedgeDelay>(
+    'hedge',
+    'delayMs',
+    value,
+    { percentile: share(false), minMs: duration(1), maxMs: duration(1), samples: integer(8, 10_000) },
+    ['percentile', 'minMs'],
+  );
+  if (d.maxMs !== undefined && d.maxMs < d.minMs!) {
+    throw new RangeError(`hedge: option "delayMs.maxMs" must be at least delayMs.minMs (${d.minMs}); received ${received(d.maxMs)}`);
   }
-  if (d.minMs === undefined) throw new TypeError('hedge: option "delayMs.minMs" is required; received undefined');
-  duration(1)('hedge', 'delayMs.minMs', d.minMs);
-  if (d.maxMs !== undefined) {
-    duration(1)('hedge', 'delayMs.maxMs', d.maxMs);
-    if (d.maxMs < d.minMs) throw new RangeError(`hedge: option "delayMs.maxMs" must be at least delayMs.minMs (${d.minMs}); received ${received(d.maxMs)}`);
-  }
-  if (d.samples !== undefined) integer(8, 10_000)('hedge', 'delayMs.samples', d.samples);
-  return d;
+  return value as HedgeDelay;
 }
 
 /**
@@ -543,7 +531,7 @@ export function hedge(options: HedgeOptions): HedgePolicy {
     {
       delayMs: (_owner, _key, value) => void checkDelay(value),
       maxHedges: integer(1, 10),
-      maxExtraLoad: share,
+      maxExtraLoad: share(),
       budget: satisfies(
         'a RetryBudget (from retryBudget())',
         (v) => typeof v === 'object' && v !== null && typeof (v as RetryBudget).recordFirstAttempt === 'function' && typeof (v as RetryBudget).tryRetry === 'function',

@@ -5,7 +5,6 @@ import type { Schedule } from '../backoff.ts';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.ts';
 import { type BrokenCircuitError, type IsolatedCircuitError, isRejection } from '../core/errors.ts';
 import {
-  type Check,
   checkNested,
   checkOptions,
   checkTimeWindow,
@@ -17,6 +16,7 @@ import {
   oneOf,
   plainObject,
   received,
+  share,
   satisfies,
 } from '../core/validate.ts';
 
@@ -211,13 +211,8 @@ export interface Settings {
 
 const OWNER = 'circuitBreaker';
 
-const RATE_RULE = 'a number greater than 0 and at most 1';
 /** A share of calls: (0, 1]. */
-const rate: Check = (owner, key, value) => {
-  if (typeof value === 'number' && value > 0 && value <= 1) return;
-  const message = `${owner}: option "${key}" must be ${RATE_RULE}; received ${received(value)}`;
-  throw typeof value === 'number' && !Number.isNaN(value) ? new RangeError(message) : new TypeError(message);
-};
+const rate = share();
 
 const isSchedule = (value: unknown): boolean =>
   typeof value === 'object' && value !== null && typeof (value as Schedule).delayMs === 'function';

@@ -80,6 +80,18 @@ export const finite =
   };
 
 /** A function. */
+/**
+ * A share: a number greater than 0, and at most 1 (`share()`) or below 1
+ * (`share(false)`). A number outside is a RangeError, anything else a TypeError.
+ */
+export const share =
+  (includeOne = true): Check =>
+  (owner, key, value) => {
+    if (typeof value === 'number' && value > 0 && (includeOne ? value <= 1 : value < 1)) return;
+    const rule = `a number greater than 0 and ${includeOne ? 'at most' : 'below'} 1`;
+    fail(typeof value === 'number' && !Number.isNaN(value) ? 'range' : 'type', owner, key, rule, value);
+  };
+
 export const fn: Check = (owner, key, value) => {
   if (typeof value !== 'function') fail('type', owner, key, 'a function', value);
 };
