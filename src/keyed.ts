@@ -4,7 +4,7 @@
  * evicted first).
  */
 import { Emitter, type Event } from './core/events.ts';
-import { Pipeline, PIPELINE_NAME } from './core/pipeline.ts';
+import { type Pipeline, PIPELINE_NAME, pipeline } from './core/pipeline.ts';
 import type { ExecuteOptions, ExtraResult, Policy, Work } from './core/protocol.ts';
 import { checkOptions, fn, integer, received, satisfies } from './core/validate.ts';
 
@@ -139,7 +139,7 @@ export class KeyedPipeline<R = never> {
         );
       }
     }
-    const built = new Pipeline<R>({ name: `${this.name}:${key}` }, checkedPolicies(this.name, key, policies));
+    const built = pipeline({ name: `${this.name}:${key}` }, ...policies) as Pipeline<unknown> as Pipeline<R>;
     for (const policy of policies) this.#used.add(policy);
     return built;
   }
@@ -150,15 +150,6 @@ export class KeyedPipeline<R = never> {
     pipeline.dispose();
     if (this.#evicted.active) this.#evicted.emit({ key, pipeline: pipeline as Pipeline<unknown> });
   }
-}
-
-function checkedPolicies(name: string, key: string, policies: readonly unknown[]): Policy<unknown>[] {
-  return policies.map((policy, i) => {
-    if (typeof policy !== 'object' || policy === null || typeof (policy as Policy<unknown>)._run !== 'function') {
-      throw new TypeError(`keyed "${name}": create("${key}") returned something that is not a policy at index ${i}; received ${received(policy)}`);
-    }
-    return policy as Policy<unknown>;
-  });
 }
 
 /**

@@ -393,6 +393,7 @@ class OpossumPolicy extends PolicyBase {
   #create(error: Error & { code: string }): unknown {
     const name = this.breaker.name;
     let translated: Error;
+    const cause = { cause: error }; // opossum's own error stays reachable
     switch (error.code) {
       case 'EOPENBREAKER': {
         const halfOpen = this.breaker.halfOpen;
@@ -401,11 +402,12 @@ class OpossumPolicy extends PolicyBase {
           halfOpen
             ? `the opossum breaker "${name}" is half-open and its probe is in flight: the call was not made`
             : `the opossum breaker "${name}" is open: the call was not made`,
+          cause,
         );
         break;
       }
       case 'ETIMEDOUT':
-        translated = new TimeoutError(this.#timeoutMs());
+        translated = new TimeoutError(this.#timeoutMs(), cause);
         break;
       case 'ESEMLOCKED': {
         const capacity = this.#options?.capacity;
@@ -414,16 +416,16 @@ class OpossumPolicy extends PolicyBase {
           maxConcurrent,
           0,
           `the opossum breaker "${name}" already runs its capacity of ${maxConcurrent} calls: the call was not made`,
+          cause,
         );
         break;
       }
       case 'ESHUTDOWN':
-        translated = new IsolatedCircuitError();
+        translated = new IsolatedCircuitError(cause);
         break;
       default:
         return error;
     }
-    Object.defineProperty(translated, 'cause', { value: error, writable: true, configurable: true, enumerable: false });
     return translated;
   }
 
