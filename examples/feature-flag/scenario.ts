@@ -36,7 +36,7 @@ export interface PhaseOptions {
   readonly metrics?: boolean;
   /** Seed of the memory run's randomness (default 1). */
   readonly seed?: number;
-  /** Random sources of the experiment's faults and of the users' tickets (default: the services'). */
+  /** Random sources of the experiment's faults and of its users' tickets (default: the services'). */
   readonly faultRandom?: RandomSource;
   readonly ticketRandom?: RandomSource;
   readonly onDeployed?: (deployment: Deployment) => void | Promise<void>;

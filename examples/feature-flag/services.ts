@@ -95,7 +95,7 @@ export interface FeatureFlagServicesOptions {
   readonly hooks?: FeatureFlagHooks;
   /** Random source of the experiment's faults (default: the service's). */
   readonly faultRandom?: RandomSource;
-  /** Random source of the users' decisions to file a ticket (default: the service's). */
+  /** Random source of the decisions of users shown the experiment to file a ticket (default: the service's). */
   readonly ticketRandom?: RandomSource;
 }
 
@@ -193,7 +193,7 @@ function users(options: FeatureFlagServicesOptions, config: FeatureFlagConfig): 
   return {
     name: 'users',
     create(env) {
-      const random = options.ticketRandom ?? env.random;
+      const experimentRandom = options.ticketRandom ?? env.random;
       const fileTicket = async (variant: 'experimental' | 'stable', user: string): Promise<void> => {
         try {
           await env.sleep(config.ticketDelayMs);
@@ -207,7 +207,8 @@ function users(options: FeatureFlagServicesOptions, config: FeatureFlagConfig): 
         const response = await context.call('shop', { method: 'GET', path: `/recommendations?user=${user}` }, { signal: context.signal });
         const variant = response.headers?.['x-variant'];
         if (response.status === 200 && (variant === 'experimental' || variant === 'stable')) {
-          if (random() < (variant === 'experimental' ? config.ticketRate : config.baseTicketRate)) void fileTicket(variant, user);
+          const files = variant === 'experimental' ? experimentRandom() < config.ticketRate : env.random() < config.baseTicketRate;
+          if (files) void fileTicket(variant, user);
         }
         return response;
       };
