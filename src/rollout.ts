@@ -90,6 +90,7 @@ export interface RolloutFailedEvent {
 
 /** A rollback: when and why the experiment was cut off. */
 export interface RolloutRollback {
+  /** Which rate was worse than the stable path's by its margin. */
   readonly reason: RollbackReason;
   /** Clock time of the rollback. */
   readonly atMs: number;
