@@ -22,6 +22,7 @@ import {
   throttle,
   pipeline,
   retry,
+  rollout,
   retryBudget,
   timeout,
 } from '../src/index.ts';
@@ -73,6 +74,10 @@ async function busyRegistry(): Promise<Registry> {
     chaos({ kind: 'latency', ms: 1, injectionRate: 1, enabled: true, clock }),
   );
   prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(search);
+  const flag = { share: 1 as unknown };
+  const feature = rollout({ experimental: () => Promise.reject(new Error('new code broke')), share: () => flag.share as number, rampStep: 1, minimumCalls: 2, clock });
+  const ranking = pipeline({ name: 'ranking', clock }, feature);
+  prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(ranking);
 
   const controller = new AbortController();
   const calls = [
@@ -96,6 +101,9 @@ async function busyRegistry(): Promise<Registry> {
   calls.push(track(payments.execute(() => Promise.reject(new Error('db down'))))); // failure
   calls.push(track(search.execute(({ attempt }) => delayed(clock, attempt === 1 ? 50 : 1, 'hedged')))); // a hedge wins
   calls.push(track(search.execute(({ signal }) => delayed(clock, 20, 'no budget', signal)))); // a hedge due, refused by the budget
+  calls.push(track(ranking.execute(() => 'stable')), track(ranking.execute(() => 'stable'))); // exposures that fail: rolled back
+  flag.share = 7; // refused
+  calls.push(track(ranking.execute(() => 'stable')));
   await clock.advance(100);
   expect(calls.every((c) => c.status !== 'pending')).toBe(true);
   return registry;
@@ -135,7 +143,7 @@ describe.skipIf(skip)('promtool', () => {
 
   it('check rules: docs/prometheus/alerts.yml is valid', () => {
     const result = promtool(['check', 'rules', 'docs/prometheus/alerts.yml']);
-    expect(result.output).toContain('SUCCESS: 10 rules found');
+    expect(result.output).toContain('SUCCESS: 12 rules found');
     expect(result.status).toBe(0);
   });
 

@@ -7,7 +7,7 @@
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Disposer } from '../core/events.ts';
-import type { BreakerLike, BulkheadLike, PipelineLike } from './policies.ts';
+import type { BreakerLike, BulkheadLike, PipelineLike, RolloutLike } from './policies.ts';
 
 /** Values of the `outcome` label; the first {@link OBSERVED} are observed in the histogram. */
 export const OUTCOMES = ['success', 'failure', 'timeout', 'fallback', 'cancelled', 'rejected'] as const;
@@ -20,6 +20,8 @@ export const STATES = ['closed', 'open', 'half_open', 'isolated'] as const;
 export const CAUSES = ['failure', 'timeout', 'circuit_open', 'bulkhead_full', 'rejected'] as const;
 /** Values of the `kind` label of `chaos_injections_total`. */
 export const CHAOS_KINDS = ['fault', 'latency', 'outcome'] as const;
+/** Values of the `reason` label of `rollout_rollbacks_total`. */
+export const ROLLBACK_REASONS = ['error_rate', 'signal_rate'] as const;
 
 // Layout of an entry's Float64Array.
 const CALLS = 0; // 6 outcomes
@@ -39,9 +41,13 @@ const LIMIT_DROPS = 27;
 const RATE_ADMITTED = 28;
 const RATE_DELAYED = 29;
 const RATE_REJECTED = 30;
+const EXPOSURES = 31;
+const EXPERIMENT_FAILURES = 32;
+const ROLLBACKS = 33; // 2 reasons
+const SHARE_REFUSALS = 35;
 // Then, per observed outcome and bucket (bounds + 1 of them, not cumulative):
 // the number of observations, and after all of those, the sum of their seconds.
-const BUCKETS = 31;
+const BUCKETS = 36;
 
 /** Slots of the per-pipeline counters, for the listeners. @internal */
 export const SLOTS = {
@@ -58,6 +64,9 @@ export const SLOTS = {
   THROTTLED,
   LIMIT_DROPS,
   RATE_REJECTED,
+  EXPOSURES,
+  EXPERIMENT_FAILURES,
+  SHARE_REFUSALS,
 } as const;
 
 /** The `cause` of a fallback: the kind of error it replaced. */
@@ -121,6 +130,8 @@ export interface EntrySpec {
   readonly throttle: { readonly probability: number } | undefined;
   /** The pipeline's adaptive limit, if any: its limit and calls in flight are read at scrape time. */
   readonly limit: { readonly limit: number; readonly inFlight: number } | undefined;
+  /** The pipeline's guarded rollout, if any: its shares and rollback are read at scrape time. */
+  readonly rollout: RolloutLike | undefined;
 }
 
 /**
@@ -143,6 +154,7 @@ export class Entry {
   readonly has: EntrySpec['has'];
   readonly throttle: EntrySpec['throttle'];
   readonly limit: EntrySpec['limit'];
+  readonly rollout: EntrySpec['rollout'];
   /** `{ pipeline, ...constLabels }`, as the only element. */
   readonly baseLabels: readonly Labels[];
   /** One label set per outcome, in {@link OUTCOMES} order. */
@@ -155,6 +167,8 @@ export class Entry {
   readonly causeLabels: readonly Labels[];
   /** One label set per chaos kind, in {@link CHAOS_KINDS} order. */
   readonly kindLabels: readonly Labels[];
+  /** One label set per rollback reason, in {@link ROLLBACK_REASONS} order. */
+  readonly reasonLabels: readonly Labels[];
   /** How many attachments of its sink hold this entry. */
   holds = 0;
   removed = false;
@@ -169,6 +183,7 @@ export class Entry {
     this.has = spec.has;
     this.throttle = spec.throttle;
     this.limit = spec.limit;
+    this.rollout = spec.rollout;
     this.data = new Float64Array(BUCKETS + 2 * OBSERVED * (bucketCount + 1));
     this.reported = new Float64Array(this.data.length);
     const pipeline = spec.pipeline.name!;
@@ -179,6 +194,7 @@ export class Entry {
     this.toLabels = STATES.map((to) => labels({ to }));
     this.causeLabels = CAUSES.map((cause) => labels({ cause }));
     this.kindLabels = CHAOS_KINDS.map((kind) => labels({ kind }));
+    this.reasonLabels = ROLLBACK_REASONS.map((reason) => labels({ reason }));
   }
 
   /** Returns the `onFallback` listener: counts the fallback under the cause it replaced. */
@@ -204,6 +220,15 @@ export class Entry {
     return (event) => {
       const i = CHAOS_KINDS.indexOf(event?.kind as (typeof CHAOS_KINDS)[number]);
       if (i >= 0) data[CHAOS + i]!++;
+    };
+  }
+
+  /** Returns the `onRollback` listener of a rollout: counts the rollback by reason. */
+  rollbackListener(): (event: { readonly reason?: unknown }) => void {
+    const data = this.data;
+    return (event) => {
+      const i = event?.reason === 'error-rate' ? 0 : event?.reason === 'signal-rate' ? 1 : -1;
+      if (i >= 0) data[ROLLBACKS + i]!++;
     };
   }
 
@@ -546,6 +571,13 @@ export const FAMILY_SUFFIXES = [
   'rate_limit_admitted_total',
   'rate_limit_delayed_total',
   'rate_limit_rejections_total',
+  'rollout_exposures_total',
+  'rollout_experiment_failures_total',
+  'rollout_rollbacks_total',
+  'rollout_share_refusals_total',
+  'rollout_share',
+  'rollout_requested_share',
+  'rollout_rolled_back',
 ] as const;
 
 /**
@@ -590,6 +622,8 @@ export class Group {
       new CounterFamily(this, prefix + suffix, help, names(extra), from, series);
     const single = (suffix: string, help: string, from: number, present: (e: Entry) => boolean): Family =>
       counter(suffix, help, from, undefined, (e) => (present(e) ? e.baseLabels : undefined));
+    const rolloutGauge = (suffix: string, help: string, read: (r: RolloutLike) => number): Family =>
+      new GaugeFamily(this, prefix + suffix, help, names(), (e) => (e.rollout ? e.baseLabels : undefined), (e) => [read(e.rollout!)]);
     const occupancy = (suffix: string, help: string, read: (b: BulkheadLike) => number): Family =>
       new GaugeFamily(this, prefix + suffix, help, names(), (e) => (e.bulkhead ? e.baseLabels : undefined), (e) => [read(e.bulkhead!)]);
     this.families = [
@@ -647,6 +681,22 @@ export class Group {
       single('rate_limit_admitted_total', 'Calls a rate limiter admitted, at once or after a wait.', RATE_ADMITTED, (e) => e.has.rateLimiter),
       single('rate_limit_delayed_total', 'Calls a rate limiter admitted after waiting for a token.', RATE_DELAYED, (e) => e.has.rateLimiter),
       single('rate_limit_rejections_total', 'Calls a rate limiter refused (no token, and no room or time to wait).', RATE_REJECTED, (e) => e.has.rateLimiter),
+      single('rollout_exposures_total', 'Calls a guarded rollout sent to its experimental implementation.', EXPOSURES, (e) => e.rollout !== undefined),
+      single(
+        'rollout_experiment_failures_total',
+        'Experimental calls that failed, were refused by their breaker or were cut, and were answered by the stable path.',
+        EXPERIMENT_FAILURES,
+        (e) => e.rollout !== undefined,
+      ),
+      counter('rollout_rollbacks_total', 'Automatic rollbacks of an experiment, by the health signal that triggered them.', ROLLBACKS, 'reason', (e) =>
+        e.rollout ? e.reasonLabels : undefined,
+      ),
+      single('rollout_share_refusals_total', 'Flag values a guarded rollout refused (not a share from 0 to 1).', SHARE_REFUSALS, (e) => e.rollout !== undefined),
+      rolloutGauge('rollout_share', 'The share of calls a guarded rollout sends to its experiment now, read when scraped.', (r) => r.share),
+      rolloutGauge('rollout_requested_share', 'The share the feature flag asks for (the ramp or a rollback may hold the share below it).', (r) => r.requestedShare),
+      rolloutGauge('rollout_rolled_back', '1 while a guarded rollout has rolled its experiment back (until released), else 0.', (r) =>
+        r.rolledBack === undefined ? 0 : 1,
+      ),
     ];
   }
 

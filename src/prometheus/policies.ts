@@ -43,6 +43,18 @@ export interface RetryLike {
   readonly onBudgetExhausted?: Event<unknown>;
 }
 
+/** A guarded rollout: its shares and rollback read at scrape time, its events counted. @internal */
+export interface RolloutLike {
+  readonly kind: string;
+  readonly share: number;
+  readonly requestedShare: number;
+  readonly rolledBack: unknown;
+  readonly onExposure: Event<unknown>;
+  readonly onExperimentFailed: Event<unknown>;
+  readonly onRollback: Event<{ readonly reason?: unknown }>;
+  readonly onShareRefused: Event<unknown>;
+}
+
 /** Policies of one measured unit: a named pipeline plus its unnamed nested pipelines. @internal */
 export interface Unit {
   readonly pipeline: PipelineLike;
@@ -56,6 +68,7 @@ export interface Unit {
   readonly throttles: { readonly kind: string; readonly onReject: Event<unknown>; readonly probability: number }[];
   readonly rateLimiters: { readonly kind: string; readonly onAdmit: Event<{ readonly waitedMs?: number }>; readonly onReject: Event<unknown> }[];
   readonly limits: { readonly kind: string; readonly onReject: Event<unknown>; readonly limit: number; readonly inFlight: number }[];
+  readonly rollouts: RolloutLike[];
 }
 
 type Bag = Record<string, unknown>;
@@ -95,7 +108,7 @@ export function unitsOf(root: PipelineLike): Unit[] {
   const visit = (named: PipelineLike): void => {
     if (seen.has(named)) return;
     seen.add(named);
-    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [], throttles: [], limits: [], rateLimiters: [] };
+    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [], throttles: [], limits: [], rateLimiters: [], rollouts: [] };
     units.push(unit);
     const collect = (policies: readonly unknown[], path: Set<unknown>): void => {
       for (const policy of policies) {
@@ -118,6 +131,9 @@ export function unitsOf(root: PipelineLike): Unit[] {
         }
         if (typeof policy.onReject === 'function' && typeof policy.probability === 'number' && !isBulkhead(policy)) {
           unit.throttles.push(policy as unknown as Unit['throttles'][number]);
+        }
+        if (typeof policy.onRollback === 'function' && typeof policy.onExposure === 'function' && typeof policy.share === 'number') {
+          unit.rollouts.push(policy as unknown as RolloutLike);
         }
         if (typeof policy.onTimeout === 'function') unit.timeouts.push(policy as unknown as Unit['timeouts'][number]);
         if (typeof policy.onFallback === 'function') unit.fallbacks.push(policy as unknown as Unit['fallbacks'][number]);

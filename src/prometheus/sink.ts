@@ -316,6 +316,7 @@ export class PrometheusMetrics {
           },
           throttle: unit.throttles[0],
           limit: unit.limits[0],
+          rollout: unit.rollouts[0],
         },
         group.bounds.length,
       );
@@ -348,6 +349,12 @@ export class PrometheusMetrics {
         for (const r of unit.rateLimiters) {
           on(r.onAdmit, entry.admitListener(), d);
           on(r.onReject, entry.counter(SLOTS.RATE_REJECTED), d);
+        }
+        for (const r of unit.rollouts) {
+          on(r.onExposure, entry.counter(SLOTS.EXPOSURES), d);
+          on(r.onExperimentFailed, entry.counter(SLOTS.EXPERIMENT_FAILURES), d);
+          on(r.onRollback, entry.rollbackListener(), d);
+          on(r.onShareRefused, entry.counter(SLOTS.SHARE_REFUSALS), d);
         }
         const created = entry;
         // A disposed pipeline's series go, however many attachments hold them.
