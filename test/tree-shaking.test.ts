@@ -31,4 +31,28 @@ describe('tree shaking', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it('`import { resilientFetch }` from breakwater/fetch keeps its default pipeline and leaves the other policies out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'breakwater-shake-'));
+    try {
+      await buildSources(join(dir, 'dist'), ['index', 'fetch/index'], ['esm']);
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', sideEffects: false }));
+      const result = await build({
+        stdin: { contents: "import { resilientFetch } from './dist/fetch/index.js'; console.log(resilientFetch);", resolveDir: dir },
+        bundle: true,
+        format: 'esm',
+        write: false,
+        minify: true,
+        logLevel: 'silent',
+      });
+      const code = result.outputFiles[0]!.text;
+      expect(code).toContain('ERR_BREAKWATER_FAILURE_RESPONSE');
+      expect(code).toContain('the circuit is open'); // the default pipeline's breaker
+      const kinds = (list: string[]) => list.filter((kind) => code.includes(`kind="${kind}"`));
+      expect(kinds(['retry', 'circuit-breaker', 'timeout', 'keyed'])).toEqual(['retry', 'circuit-breaker', 'timeout', 'keyed']);
+      expect(kinds(['bulkhead', 'hedge', 'fallback', 'throttle', 'rate-limiter', 'adaptive-limit', 'chaos'])).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
