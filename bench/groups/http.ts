@@ -46,18 +46,57 @@ async function startServer(): Promise<{ url: string; stop: () => void }> {
   return { url: `http://127.0.0.1:${Number(line)}/users/1`, stop };
 }
 
-/** Microseconds per request, `requests` of them, `inFlight` at a time, each body read. */
-async function timeRequests(get: Get, url: string, requests: number, inFlight: number): Promise<number> {
+/** Per request: wall-clock and this process's CPU time, in µs. */
+interface Timing {
+  readonly wallUs: number;
+  readonly cpuUs: number;
+}
+
+/**
+ * `requests` requests, `inFlight` at a time, each body read. The CPU time is the
+ * client's own (user + system): on a shared machine it moves much less than the
+ * wall clock with the load of other processes.
+ */
+async function timeRequests(get: Get, url: string, requests: number, inFlight: number): Promise<Timing> {
   const one = async (): Promise<void> => {
     const response = await get(url);
     if (response.status !== 200) throw new Error(`status ${response.status}`);
     await response.text();
   };
   const started = performance.now();
+  const cpu = process.cpuUsage();
   for (let done = 0; done < requests; done += inFlight) {
     await Promise.all(Array.from({ length: Math.min(inFlight, requests - done) }, one));
   }
-  return ((performance.now() - started) * 1000) / requests;
+  const used = process.cpuUsage(cpu);
+  return { wallUs: ((performance.now() - started) * 1000) / requests, cpuUs: (used.user + used.system) / requests };
+}
+
+/** One row per subject: medians over rounds, ratios and differences paired by round. */
+function rows(results: RunResults, subjects: readonly HttpSubject[], perRound: Map<string, Timing[]>, bareId: string, inFlight: number, note: string): void {
+  const bare = perRound.get(bareId)!;
+  for (const s of subjects) {
+    const samples = perRound.get(s.id)!;
+    const wall = samples.map((t) => t.wallUs);
+    const cpu = samples.map((t) => t.cpuUs);
+    results.rows.push({
+      group: 'http',
+      id: `http.${s.id}.${inFlight}`,
+      label: s.label,
+      library: s.library,
+      value: median(wall) * 1000,
+      unit: 'ns',
+      ...(s.id === bareId ? {} : { ratio: median(samples.map((t, i) => t.cpuUs / bare[i]!.cpuUs)), ratioTo: 'the bare subject, client CPU time' }),
+      extra: {
+        inFlight,
+        cpuNs: median(cpu) * 1000,
+        wallRatio: median(samples.map((t, i) => t.wallUs / bare[i]!.wallUs)),
+        addedCpuNs: median(samples.map((t, i) => t.cpuUs - bare[i]!.cpuUs)) * 1000,
+      },
+      samples: wall.map((us) => us * 1000),
+      note,
+    });
+  }
 }
 
 /** Measures the HTTP group. */
@@ -75,34 +114,25 @@ export async function httpGroup(profile: Profile, results: RunResults, log: (lin
     observed.pipelines.onCreate(({ pipeline }) => metrics.attach(pipeline));
     const subjects: HttpSubject[] = [
       { id: 'bare', label: 'global fetch', library: 'baseline', get: (url) => fetch(url) },
+      // What any fetch that can time out pays in undici: a signal to listen to.
+      { id: 'bare+signal', label: 'global fetch with an AbortSignal', library: 'baseline', get: (url) => fetch(url, { signal: new AbortController().signal }) },
       { id: 'bw', label: 'breakwater/fetch, default pipeline', library: 'breakwater', get: resilientFetch({ name: 'bench' }) },
       { id: 'bw+metrics', label: 'breakwater/fetch, default pipeline, metrics on', library: 'breakwater', get: observed },
     ];
     for (const inFlight of [1, 16]) {
       log(`  http: ${rounds} round(s) of ${requests.toLocaleString('en-US')} GETs per subject, ${inFlight} in flight`);
       for (const s of subjects) await timeRequests(s.get, server.url, quick ? 20 : 500, inFlight); // warm-up: connections, JIT
-      const perRound = new Map<string, number[]>(subjects.map((s) => [s.id, []]));
+      const perRound = new Map<string, Timing[]>(subjects.map((s) => [s.id, []]));
       for (let round = 0; round < rounds; round++) {
         const order = round % 2 === 0 ? subjects : [...subjects].reverse();
-        for (const s of order) perRound.get(s.id)!.push(checkSane(`http ${s.id}`, await timeRequests(s.get, server.url, requests, inFlight)));
+        for (const s of order) {
+          const t = await timeRequests(s.get, server.url, requests, inFlight);
+          checkSane(`http ${s.id} wall`, t.wallUs);
+          checkSane(`http ${s.id} cpu`, t.cpuUs);
+          perRound.get(s.id)!.push(t);
+        }
       }
-      const bare = perRound.get('bare')!;
-      for (const s of subjects) {
-        const samples = perRound.get(s.id)!;
-        const ratios = samples.map((us, i) => us / bare[i]!);
-        results.rows.push({
-          group: 'http',
-          id: `http.${s.id}.${inFlight}`,
-          label: s.label,
-          library: s.library,
-          value: median(samples) * 1000,
-          unit: 'ns',
-          ...(s.id === 'bare' ? {} : { ratio: median(ratios), ratioTo: 'the bare fetch' }),
-          extra: { inFlight, overheadNs: median(samples.map((us, i) => us - bare[i]!)) * 1000 },
-          samples: samples.map((us) => us * 1000),
-          note: `${inFlight} in flight`,
-        });
-      }
+      rows(results, subjects, perRound, 'bare', inFlight, `${inFlight} in flight`);
     }
     log('  http: the same calls around an in-memory fetch (no network): what breakwater/fetch itself costs');
     const answer = (): Promise<Response> => Promise.resolve(new Response('{"id":1}'));
@@ -112,28 +142,15 @@ export async function httpGroup(profile: Profile, results: RunResults, log: (lin
     ];
     const memoryRequests = quick ? 1_000 : 20_000;
     for (const s of inMemory) await timeRequests(s.get, server.url, memoryRequests, 1);
-    const memoryRounds = new Map<string, number[]>(inMemory.map((s) => [s.id, []]));
+    const memoryRounds = new Map<string, Timing[]>(inMemory.map((s) => [s.id, []]));
     for (let round = 0; round < (quick ? 1 : 10); round++) {
       for (const s of round % 2 === 0 ? inMemory : [...inMemory].reverse()) {
-        memoryRounds.get(s.id)!.push(checkSane(`http ${s.id}`, await timeRequests(s.get, server.url, memoryRequests, 1)));
+        const t = await timeRequests(s.get, server.url, memoryRequests, 1);
+        checkSane(`http ${s.id} cpu`, t.cpuUs);
+        memoryRounds.get(s.id)!.push(t);
       }
     }
-    const bareMemory = memoryRounds.get('memory.bare')!;
-    for (const s of inMemory) {
-      const samples = memoryRounds.get(s.id)!;
-      results.rows.push({
-        group: 'http',
-        id: `http.${s.id}`,
-        label: s.label,
-        library: s.library,
-        value: median(samples) * 1000,
-        unit: 'ns',
-        ...(s.id === 'memory.bare' ? {} : { ratio: median(samples.map((us, i) => us / bareMemory[i]!)), ratioTo: 'the in-memory fetch' }),
-        extra: { inFlight: 1, overheadNs: median(samples.map((us, i) => us - bareMemory[i]!)) * 1000 },
-        samples: samples.map((us) => us * 1000),
-        note: 'no network',
-      });
-    }
+    rows(results, inMemory, memoryRounds, 'memory.bare', 1, 'no network');
   } catch (error) {
     results.failures.push({ group: 'http', id: 'http', message: (error as Error).stack ?? String(error) });
   } finally {

@@ -163,13 +163,15 @@ export function tables(results: RunResults, sizes: Sizes, targets: readonly Targ
   });
   out.push({
     title: '5. HTTP over loopback: a GET and its body, to a keep-alive node:http server in another process',
-    header: ['scenario', 'in flight', 'per request', '× bare', 'added per request (median of paired rounds)'],
+    header: ['scenario', 'in flight', 'wall per request', 'client CPU per request', 'CPU × bare', 'CPU added per request', 'wall × bare'],
     rows: rowsOf(results, 'http').map((r) => [
       r.label,
       String(r.extra?.['inFlight'] ?? ''),
       fmtNs(r.value),
+      fmtNs(r.extra?.['cpuNs'] ?? Number.NaN),
       r.ratio === undefined ? '' : fmtRatio(r.ratio),
-      r.ratio === undefined ? '' : signedNs(r.extra?.['overheadNs'] ?? Number.NaN),
+      r.ratio === undefined ? '' : signedNs(r.extra?.['addedCpuNs'] ?? Number.NaN),
+      r.ratio === undefined ? '' : fmtRatio(r.extra?.['wallRatio'] ?? Number.NaN),
     ]),
   });
   return out;
