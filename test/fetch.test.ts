@@ -15,6 +15,8 @@ import {
   retryAfterMs,
 } from '../src/fetch/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
+import { Registry } from 'prom-client';
+import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { eventually, type Handler, startServer, type TestServer } from './fetch-servers.ts';
 
 const servers: TestServer[] = [];
@@ -387,6 +389,25 @@ describe('no connection is left held by a discarded response', () => {
     } finally {
       await agent.close();
     }
+  });
+});
+
+describe('metrics', () => {
+  it('each origin reports as its own named pipeline: a 404 is a success, a 503 a failure, retries counted', async () => {
+    const server = await serve((req, res) => res.writeHead(req.url === '/missing' ? 404 : 503).end());
+    const registry = new Registry();
+    const metrics = prometheusMetrics({ registry });
+    const api = resilientFetch({ name: 'api', policies: noBreaker });
+    api.pipelines.onCreate(({ pipeline }) => metrics.attach(pipeline));
+    expect((await api(`${server.url}/missing`)).status).toBe(404);
+    expect((await api(`${server.url}/down`)).status).toBe(503);
+    const text = await registry.metrics();
+    const label = `pipeline="api:${new URL(server.url).host}"`;
+    expect(text).toContain(`breakwater_calls_total{${label},outcome="success"} 1`);
+    expect(text).toContain(`breakwater_calls_total{${label},outcome="failure"} 1`);
+    expect(text).toContain(`breakwater_retries_total{${label}} 2`);
+    api.pipelines.dispose();
+    expect(await registry.metrics()).not.toContain(label);
   });
 });
 
