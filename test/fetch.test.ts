@@ -4,9 +4,23 @@
  */
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { circuitBreaker, constant, hedge, isBrokenCircuitError, isTimeoutError, retry, type RetryEvent, timeout } from '../src/index.ts';
 import {
+  circuitBreaker,
+  type CircuitBreakerPolicy,
+  constant,
+  hedge,
+  isBrokenCircuitError,
+  isTimeoutError,
+  retry,
+  type RetryEvent,
+  type RetryPolicy,
+  timeout,
+  type TimeoutPolicy,
+} from '../src/index.ts';
+import {
+  defaultFetchPolicies,
   FailureResponseError,
+  FETCH_DEFAULTS,
   fetchRetry,
   isFailureResponseError,
   isFetchFailure,
@@ -79,6 +93,48 @@ describe('resilientFetch: the same arguments and result as fetch', () => {
     expect(keys).toHaveLength(3);
     for (const key of keys) expect(key).toMatch(/^[A-Za-z0-9_.:/-]{1,39}$/);
     expect(keys[0]).not.toBe(keys[1]);
+  });
+
+  it('rejects what fetch rejects, and a bad origin key, without sending', async () => {
+    const server = await serve(status(200));
+    const api = resilientFetch({ name: 'api' });
+    await expect(api('/relative')).rejects.toBeInstanceOf(TypeError);
+    await expect(api(42 as never)).rejects.toThrow(/must be a URL string, a URL or a Request/);
+    const odd = resilientFetch({ name: 'api', origin: () => 7 as never });
+    await expect(odd(server.url)).rejects.toThrow('resilientFetch: option "origin" must return a non-empty string; received 7');
+    const reason = new Error('already gone');
+    await expect(api(server.url, { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    expect(server.requests).toEqual([]);
+  });
+
+  it('keys IPv6 origins too, one pipeline for each host and port', async () => {
+    const api = resilientFetch({ name: 'api', fetch: async () => new Response('ok') });
+    await api('http://[::1]:8080/a');
+    await api('http://[::1]:8081/a');
+    await api('https://api.example.com/b');
+    await api('https://api.example.com:443/c');
+    expect(api.pipelines.keys()).toEqual(['_::1_:8080', '_::1_:8081', 'api.example.com']);
+  });
+
+  it('pins the defaults: retry 3 attempts, breaker counting fetch failures, 10 s timeout per attempt', () => {
+    const [retryPolicy, breaker, deadline] = defaultFetchPolicies() as [RetryPolicy, CircuitBreakerPolicy, TimeoutPolicy];
+    expect([retryPolicy.kind, breaker.kind, deadline.kind]).toEqual(['retry', 'circuit-breaker', 'timeout']);
+    expect(retryPolicy.maxAttempts).toBe(3);
+    expect(retryPolicy.backoff).toMatchObject({ kind: 'exponential', initialMs: 100, maxMs: 5_000, jitter: 'full' });
+    expect(deadline.ms).toBe(10_000);
+    expect(FETCH_DEFAULTS).toEqual({ maxOrigins: 100, timeoutMs: 10_000, maxAttempts: 3, maxRetryAfterMs: 30_000 });
+    expect(resilientFetch({ name: 'api' }).pipelines.maxKeys).toBe(100);
+    expect(defaultFetchPolicies()[0]).not.toBe(retryPolicy); // fresh instances each time
+  });
+
+  it('finds the Idempotency-Key in every form of headers', async () => {
+    const server = await serve(status(503, 200, 503, 200, 503, 200));
+    const api = resilientFetch({ name: 'api', policies: noBreaker });
+    const post = { method: 'POST', body: 'x' };
+    expect((await api(server.url, { ...post, headers: new Headers({ 'Idempotency-Key': 'a' }) })).status).toBe(200);
+    expect((await api(server.url, { ...post, headers: [['IDEMPOTENCY-KEY', 'b']] })).status).toBe(200);
+    expect((await api(new Request(server.url, { ...post, headers: { 'idempotency-key': 'c' } }))).status).toBe(200);
+    expect(server.requests).toHaveLength(6);
   });
 
   it('refuses bad options at construction, naming the option', () => {

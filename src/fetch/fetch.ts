@@ -259,7 +259,10 @@ const KEY_UNSAFE = /[^A-Za-z0-9_.:/-]/g;
 const KEY_MAX = 39;
 
 /** A key `keyed` accepts, from whatever the origin function returned. */
-function originKey(raw: string): string {
+function originKey(raw: unknown): string {
+  if (typeof raw !== 'string' || raw === '') {
+    throw new TypeError(`resilientFetch: option "origin" must return a non-empty string; received ${received(raw)}`);
+  }
   const safe = raw.replace(KEY_UNSAFE, '_');
   if (safe.length >= 1 && safe.length <= KEY_MAX) return safe;
   // FNV-1a of the whole: two long hosts sharing their first characters stay apart.
