@@ -140,6 +140,7 @@ describe('resilientFetch: the same arguments and result as fetch', () => {
   it('refuses bad options at construction, naming the option', () => {
     expect(() => resilientFetch({} as never)).toThrow('resilientFetch: option "name" is required');
     expect(() => resilientFetch({ name: 'api', maxOrigins: 0 })).toThrow(/option "maxOrigins" must be an integer/);
+    expect(() => resilientFetch({ name: 'my api' })).toThrow(/^resilientFetch: option "name" must be a string of 1 to 60 letters/);
     expect(() => resilientFetch({ name: 'api', isFailure: 500 as never })).toThrow(/option "isFailure" must be a function/);
     expect(() => resilientFetch({ name: 'api', retries: 3 } as never)).toThrow(/unknown option "retries"/);
     expect(() => fetchRetry({ maxRetryAfterMs: -1 })).toThrow(/fetchRetry: option "maxRetryAfterMs"/);

@@ -4,6 +4,7 @@
  */
 import { unwatchAbort, watchAbort } from '../core/abort.ts';
 import { circuitBreaker } from '../circuit-breaker/policy.ts';
+import { PIPELINE_NAME } from '../core/pipeline.ts';
 import type { Policy, WorkContext } from '../core/protocol.ts';
 import { any, type Check, checkOptions, duration, fn, integer, received, satisfies } from '../core/validate.ts';
 import { type KeyedPipeline, keyed } from '../keyed.ts';
@@ -313,7 +314,10 @@ export function resilientFetch(options: ResilientFetchOptions): ResilientFetch {
     'resilientFetch',
     options,
     {
-      name: satisfies('a string (see keyed: 1 to 60 letters, digits or _ . : / -)', (v) => typeof v === 'string'),
+      name: satisfies(
+        'a string of 1 to 60 letters, digits or _ . : / - starting with a letter or digit (with the origin, it becomes a metrics label value)',
+        (v) => typeof v === 'string' && v.length <= 60 && PIPELINE_NAME.test(v),
+      ),
       policies: fn,
       maxOrigins: integer(1, 10_000),
       origin: fn,
