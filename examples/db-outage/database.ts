@@ -58,6 +58,8 @@ export interface Cluster {
   readonly standby: DbNode;
   /** Makes the primary stop serving; returns what was done, in words. */
   fail(): string;
+  /** Makes the failed primary serve again (it still believes it is the primary); returns what was done. */
+  recover(): string;
   /** Request id → times it is in the ledger, read from the server named (after the run). */
   ledger(from: 'primary' | 'standby'): Promise<Map<string, number>>;
   /** Ends the pools (and, for real servers, stops them and removes their folder). */
@@ -171,6 +173,10 @@ export async function pgCluster(pair: PgPair, { poolSize = 10 }: { poolSize?: nu
       pair.primary.freeze();
       return 'froze every process of the primary (SIGSTOP): it accepts connections and never answers';
     },
+    recover: () => {
+      pair.primary.thaw();
+      return 'thawed the primary (SIGCONT)';
+    },
     ledger: async (from) => {
       const client = new pg.Client({ ...(from === 'primary' ? pair.primary : pair.standby).connection, connectionTimeoutMillis: 5_000 });
       await client.connect();
@@ -220,6 +226,10 @@ interface Row extends LedgerWrite {
 interface ModelServer {
   role: 'primary' | 'standby';
   frozen: boolean;
+  /** Woken when the server thaws: the queries it held go on. */
+  readonly held: Set<() => void>;
+  /** Sync replication: this server waits for its standby before acknowledging (the original primary only). */
+  readonly waitsForStandby: boolean;
   readonly rows: Row[];
   /** Async replication: commits shipped to this standby, not applied yet. */
   readonly inFlight: Set<Row>;
@@ -268,8 +278,8 @@ export function memoryCluster(clock: Clock, options: MemoryClusterOptions = {}):
   readonly servers: { readonly primary: ModelServer; readonly standby: ModelServer };
 } {
   const { queryMs = 2, poolSize = 10, replication = 'sync', replicationDelayMs = 50, promoteMs = 300 } = options;
-  const primary: ModelServer = { role: 'primary', frozen: false, rows: [], inFlight: new Set() };
-  const standby: ModelServer = { role: 'standby', frozen: false, rows: [], inFlight: new Set() };
+  const primary: ModelServer = { role: 'primary', frozen: false, held: new Set(), waitsForStandby: replication === 'sync', rows: [], inFlight: new Set() };
+  const standby: ModelServer = { role: 'standby', frozen: false, held: new Set(), waitsForStandby: false, rows: [], inFlight: new Set() };
 
   /** Waits `ms` on the clock, or rejects when `signal` aborts. */
   const wait = (ms: number, signal: AbortSignal | undefined): Promise<void> =>
@@ -285,8 +295,23 @@ export function memoryCluster(clock: Clock, options: MemoryClusterOptions = {}):
       }, ms);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
-  /** Never resolves; rejects when `signal` aborts (a query on a frozen server). */
-  const hang = (signal: AbortSignal | undefined): Promise<never> =>
+  /** Waits while `server` is frozen; rejects when `signal` aborts first. Without a signal, waits for the thaw (a query on a frozen server). */
+  const heldBy = (server: ModelServer, signal: AbortSignal | undefined): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const wake = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        server.held.delete(wake);
+        reject(signal!.reason);
+      };
+      server.held.add(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  /** Never resolves; rejects when `signal` aborts (a commit waiting for a synchronous standby that is gone). */
+  const forever = (signal: AbortSignal | undefined): Promise<never> =>
     new Promise<never>((_, reject) => {
       if (signal === undefined) return;
       if (signal.aborted) return reject(signal.reason);
@@ -295,13 +320,13 @@ export function memoryCluster(clock: Clock, options: MemoryClusterOptions = {}):
 
   const node = (name: 'primary' | 'standby', server: ModelServer): DbNode => {
     const pool = new ModelPool(poolSize);
-    /** Runs `work` on a pooled connection once the query time has passed, unless the server is frozen. */
+    /** Runs `work` on a pooled connection once the query time has passed; a frozen server holds it until it thaws. */
     const run = async <T>(signal: AbortSignal | undefined, work: () => T | Promise<T>, ms = queryMs): Promise<T> => {
       await pool.acquire(signal);
       try {
-        if (server.frozen) await hang(signal);
+        while (server.frozen) await heldBy(server, signal);
         await wait(ms, signal);
-        if (server.frozen) await hang(signal); // frozen while the query ran: no answer
+        while (server.frozen) await heldBy(server, signal); // frozen while the query ran: no answer until it thaws
         return await work();
       } finally {
         pool.release();
@@ -310,16 +335,19 @@ export function memoryCluster(clock: Clock, options: MemoryClusterOptions = {}):
     return {
       name,
       insert: (write, signal) =>
-        run(signal, () => {
+        run(signal, async () => {
           if (server.role !== 'primary') throw new Error('cannot execute INSERT in a read-only transaction');
           const row: Row = { ...write, committedAtMs: clock.now() };
           server.rows.push(row);
           const other = server === primary ? standby : primary;
-          if (other.role !== 'standby') return; // a promoted standby runs alone
-          if (replication === 'sync') {
+          if (server.waitsForStandby) {
+            // Committed here, acknowledged only once the standby applied it; a standby that was
+            // promoted meanwhile never will, so the commit is never acknowledged.
+            if (other.role !== 'standby') await forever(signal);
             other.rows.push(row);
             return;
           }
+          if (other.role !== 'standby') return; // a promoted standby runs alone
           other.inFlight.add(row);
           clock.schedule(() => {
             if (!other.inFlight.delete(row)) return;
@@ -356,6 +384,12 @@ export function memoryCluster(clock: Clock, options: MemoryClusterOptions = {}):
       // What the primary had not shipped yet never reaches the standby.
       standby.inFlight.clear();
       return 'froze the primary (model): it holds every query and never answers';
+    },
+    recover: () => {
+      primary.frozen = false;
+      for (const wake of [...primary.held]) wake();
+      primary.held.clear();
+      return 'thawed the primary (model)';
     },
     ledger: async (from) => {
       const counts = new Map<string, number>();

@@ -56,6 +56,8 @@ export interface PhaseOptions {
   readonly accounts?: number;
   /** When the primary fails, ms after the load starts. */
   readonly failAtMs: number;
+  /** The primary serves again this long after it failed (default: never, within the run). */
+  readonly failForMs?: number;
   /** before: the operator's promotion starts this long after the failure (stands for the seed's 45 minutes). */
   readonly manualFailoverAfterMs: number;
   /** The client's patience, ms (default 5,000). */
@@ -70,6 +72,8 @@ export interface PhaseOptions {
   readonly onRecord?: (record: RequestRecord) => void;
   /** Called with what was done to the primary, when it is done. */
   readonly onFailure?: (what: string, atMs: number) => void;
+  /** Called when the failed primary serves again (with {@link PhaseOptions.failForMs}). */
+  readonly onRecover?: (what: string, atMs: number) => void;
   readonly onFailover?: (record: FailoverRecord) => void;
   readonly onBreakerChange?: (pipeline: 'db-primary' | 'db-replica', change: StateChange) => void;
   /** Called after the load, before the service stops (the demo scrapes /metrics here). */
@@ -174,6 +178,14 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
       clock.schedule(() => {
         failure = cluster.fail();
         options.onFailure?.(failure, deployment.elapsedMs());
+        if (options.failForMs !== undefined) {
+          timers.push(
+            clock.schedule(() => {
+              const what = cluster.recover();
+              options.onRecover?.(what, deployment.elapsedMs());
+            }, options.failForMs),
+          );
+        }
         if (variant === 'before') {
           timers.push(
             clock.schedule(() => {
