@@ -285,9 +285,9 @@ export function howToReadNotes(before: PhaseResult, after: PhaseResult): string[
   ];
 }
 
-function outageShade(r: PhaseResult): ChartShade[] {
+function outageShade(r: PhaseResult, label = `${r.variant}: from the failure to full service`): ChartShade[] {
   const to = Number.isFinite(r.recoveryMs) ? r.failedAtMs + r.recoveryMs : r.endMs;
-  return [{ fromX: r.failedAtMs / 1000, toX: to / 1000, label: `${r.variant}: primary down until full service` }];
+  return [{ fromX: r.failedAtMs / 1000, toX: to / 1000, label }];
 }
 
 function seriesOf(before: PhaseResult, after: PhaseResult, seconds: number, rate: number, memory: boolean) {
@@ -340,15 +340,16 @@ function chartSpec(before: PhaseResult, after: PhaseResult, seconds: number, rat
   return {
     title: 'db-outage: a PostgreSQL primary that stops serving, before and after Breakwater',
     subtitle:
-      `${before.transport === 'http' ? 'Measured on real PostgreSQL (primary + synchronous standby) and real HTTP on 127.0.0.1' : 'Run in memory, in virtual time'}, ${when} UTC; ` +
+      `${before.transport === 'http' ? 'Measured on real PostgreSQL (primary + synchronous standby) and real HTTP on 127.0.0.1' : 'Run in memory, in virtual time'}, ${when} UTC.\n` +
       `${rate} requests a second (${pct(READ_SHARE)} reads) for ${seconds} s per run; the primary freezes at ${FAIL_AT_MS / 1000} s. x: seconds since the run started.\n` +
-      `Shaded: from the failure to full service. Before, the standby is promoted by hand at ${(FAIL_AT_MS + MANUAL_FAILOVER_AFTER_MS) / 1000} s (the seed's ${SEED_MTTR_MINUTES} minutes). Full story: docs/incidents/db-outage.md`,
+      `Shaded: from the failure to full service. Before, the standby is promoted by hand at ${(FAIL_AT_MS + MANUAL_FAILOVER_AFTER_MS) / 1000} s (standing for the seed's ${SEED_MTTR_MINUTES} minutes).\n` +
+      'Full story: docs/incidents/db-outage.md',
     columns: 2,
     plotHeight: 150,
     panels: [
       {
         title: 'reads answered OK, by the time they were sent',
-        note: 'after: from the standby while the primary is down (lines drawn 2 px apart)',
+        note: `after: from the standby while the primary is down; full service again at ${((after.failedAtMs + after.recoveryMs) / 1000).toFixed(1)} s`,
         yMin: 0,
         yMax: 1,
         separateOverlaps: true,
@@ -357,11 +358,11 @@ function chartSpec(before: PhaseResult, after: PhaseResult, seconds: number, rat
           { name: 'before', points: pointsOf(sb, sb.successRate[READ_ENDPOINT] ?? []) },
           { name: 'after', points: pointsOf(sa, sa.successRate[READ_ENDPOINT] ?? []) },
         ],
-        shades: [...outageShade(before), ...outageShade(after)],
+        shades: outageShade(before),
       },
       {
         title: 'writes answered OK, by the time they were sent',
-        note: 'after: refused at once with 503 + Retry-After until the standby is promoted',
+        note: `after: 503 + Retry-After until the standby is promoted and the breaker closes (${((after.failedAtMs + after.recoveryMs) / 1000).toFixed(1)} s)`,
         yMin: 0,
         yMax: 1,
         separateOverlaps: true,
@@ -370,7 +371,7 @@ function chartSpec(before: PhaseResult, after: PhaseResult, seconds: number, rat
           { name: 'before', points: pointsOf(sb, sb.successRate[WRITE_ENDPOINT] ?? []) },
           { name: 'after', points: pointsOf(sa, sa.successRate[WRITE_ENDPOINT] ?? []) },
         ],
-        shades: [...outageShade(before), ...outageShade(after)],
+        shades: outageShade(before),
       },
       {
         title: 'p95 latency of all requests (ms)',
@@ -390,7 +391,7 @@ function chartSpec(before: PhaseResult, after: PhaseResult, seconds: number, rat
         yFormat: (y: number) => `${Math.round(y)}%`,
         series: [],
         areas: answerAreas(sa),
-        shades: outageShade(after),
+        shades: outageShade(after, 'after: from the failure to full service'),
         states: band,
       },
     ],
