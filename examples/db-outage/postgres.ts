@@ -8,6 +8,9 @@
  *   process exiting while a pair runs.
  * - PostgreSQL refuses to run as root. As root, the servers (and initdb) run as
  *   the unprivileged user `nobody`, with the data folders owned by it.
+ * - As root, the primary's WAL lives on a small tmpfs of its own, which
+ *   {@link fillWalDisk} fills up: a real "disk full" (elsewhere the demo
+ *   freezes the primary instead).
  * - The standby is seeded by copying the primary's freshly initialised (never
  *   started) data folder and adding `standby.signal` and `primary_conninfo`.
  * - Replication is synchronous (`synchronous_commit = remote_apply`): the
@@ -16,7 +19,25 @@
  *   runs alone (no synchronous standby left), as after any real failover.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, constants, cpSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, statSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs';
+import {
+  accessSync,
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -262,11 +283,19 @@ export class PgServer {
 /** Servers and folders to clean up if the process ends while they exist. */
 const live = new Set<PgServer>();
 const folders = new Set<string>();
+const mounts = new Set<string>();
 let hooked = false;
+
+/** Unmounts a WAL disk; lazily, so that a server still dying does not keep it busy. */
+function unmount(path: string): void {
+  spawnSync('umount', ['-l', path], { timeout: 10_000 });
+  mounts.delete(path);
+}
 
 function cleanUpNow(): void {
   for (const server of live) server.killNow();
   live.clear();
+  for (const path of mounts) unmount(path);
   for (const dir of folders) rmSync(dir, { recursive: true, force: true });
   folders.clear();
 }
@@ -292,8 +321,63 @@ export interface PgPair {
   readonly standby: PgServer;
   /** Who the servers run as. */
   readonly user: RunAs;
+  /** The primary's WAL disk (a small tmpfs of its own), or why there is none: see {@link PairOptions.walDiskMb}. */
+  readonly walDisk: { readonly path: string; readonly sizeMb: number } | { readonly refused: string };
   /** Stops both servers and removes the folder. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** Options of {@link startPair}. */
+export interface PairOptions {
+  /**
+   * Put the primary's WAL (pg_wal) on a tmpfs of this many MB of its own, so
+   * that {@link fillWalDisk} can fill it up (default 40). Mounting needs root;
+   * elsewhere, or with 0, the pair runs without one and says why.
+   */
+  readonly walDiskMb?: number;
+}
+
+/**
+ * Fills the primary's WAL disk: a file grows until the filesystem answers
+ * "No space left on device". The next WAL segment PostgreSQL needs cannot be
+ * created, and the primary PANICs, as the seed's primary did.
+ */
+export function fillWalDisk(pair: PgPair): void {
+  if (!('path' in pair.walDisk)) throw new Error(`fillWalDisk: the primary has no WAL disk of its own (${pair.walDisk.refused})`);
+  const fd = openSync(join(pair.walDisk.path, 'filler'), 'w');
+  const block = Buffer.alloc(1 << 20);
+  try {
+    for (;;) writeSync(fd, block);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Why this machine cannot give the primary a WAL disk of its own (mounting a tmpfs needs root), or undefined when it can. */
+export function walDiskRefused(): string | undefined {
+  if (process.getuid?.() !== 0) return 'mounting a small filesystem for the WAL needs root';
+  const probe = mkdtempSync(join(tmpdir(), 'breakwater-pg-mount-'));
+  try {
+    const result = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { encoding: 'utf8', timeout: 10_000 });
+    if (result.status !== 0) return `mount refused: ${(result.stderr || result.error?.message || `exit ${result.status}`).trim()}`;
+    spawnSync('umount', ['-l', probe], { timeout: 10_000 });
+    return undefined;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+}
+
+/** Mounts a tmpfs of `sizeMb` at `path` for `user`, or says why it cannot. */
+function mountWalDisk(path: string, sizeMb: number, user: RunAs): string | undefined {
+  if (sizeMb <= 0) return 'no WAL disk was asked for';
+  if (process.getuid?.() !== 0) return 'mounting a small filesystem for the WAL needs root';
+  const owner = user.uid === undefined ? '' : `,uid=${user.uid},gid=${user.gid}`;
+  const result = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m,mode=0700${owner}`, 'tmpfs', path], { encoding: 'utf8', timeout: 10_000 });
+  if (result.status !== 0) return `mount refused: ${(result.stderr || result.error?.message || `exit ${result.status}`).trim()}`;
+  mounts.add(path);
+  return undefined;
 }
 
 /** Settings both servers get (`-c name=value`). */
@@ -363,7 +447,7 @@ export async function makeTemplate(): Promise<PgTemplate> {
  * Starts a primary and a synchronous streaming standby from `template` in a new
  * temporary folder, on free ports, and waits until the standby streams in sync.
  */
-export async function startPair(template: PgTemplate): Promise<PgPair> {
+export async function startPair(template: PgTemplate, { walDiskMb = 40 }: PairOptions = {}): Promise<PgPair> {
   hookExit();
   const { bins, user } = template;
   const dir = mkdtempSync(join(tmpdir(), 'breakwater-pg-'));
@@ -374,6 +458,16 @@ export async function startPair(template: PgTemplate): Promise<PgPair> {
   cpSync(template.dir, standbyData, { recursive: true });
   chmodSync(primaryData, 0o700);
   chmodSync(standbyData, 0o700);
+  const walPath = join(dir, 'primary-wal');
+  mkdirSync(walPath);
+  const refused = mountWalDisk(walPath, walDiskMb, user);
+  if (refused === undefined) {
+    // The primary's pg_wal moves to its own small disk; the data folder points at it.
+    cpSync(join(primaryData, 'pg_wal'), walPath, { recursive: true });
+    rmSync(join(primaryData, 'pg_wal'), { recursive: true });
+    symlinkSync(walPath, join(primaryData, 'pg_wal'));
+  }
+  const walDisk = refused === undefined ? { path: walPath, sizeMb: walDiskMb } : { refused };
   const [primaryPort, standbyPort] = [await freePort(), await freePort()];
   writeFileSync(join(standbyData, 'standby.signal'), '');
   appendFileSync(
@@ -389,16 +483,24 @@ export async function startPair(template: PgTemplate): Promise<PgPair> {
     primary,
     standby,
     user,
+    walDisk,
     stop: () =>
       (stopped ??= (async () => {
         await Promise.all([primary.stop(), standby.stop()]);
+        if (mounts.has(walPath)) unmount(walPath);
         rmSync(dir, { recursive: true, force: true });
         folders.delete(dir);
       })()),
   };
   try {
     // Only the primary waits for the standby: settings on its command line, so a promoted standby does not.
-    primary.start(bins, user, [...baseSettings(primaryPort), `synchronous_standby_names=${STANDBY_NAME}`, 'synchronous_commit=remote_apply']);
+    // wal_recycle=off: each new WAL segment is a new file, so a full WAL disk shows at the next segment.
+    primary.start(bins, user, [
+      ...baseSettings(primaryPort),
+      `synchronous_standby_names=${STANDBY_NAME}`,
+      'synchronous_commit=remote_apply',
+      'wal_recycle=off',
+    ]);
     standby.start(bins, user, baseSettings(standbyPort));
     await Promise.all([primary.ready(), standby.ready()]);
     await waitForSyncStandby(primary);
