@@ -113,9 +113,10 @@ function preamble(seconds: number, rate: number, memory: boolean, user: string |
     '  before        reads and writes go to the primary, with p-retry and no timeout, no breaker. An operator promotes the',
     `                standby by hand ${MANUAL_FAILOVER_AFTER_MS / 1000} s after the failure (standing for the seed's ${SEED_MTTR_MINUTES} minutes) and points the service at it.`,
     `  after         one Breakwater pipeline per server: circuit breaker (opens at ${c.breakerFailureRate * 100}% failures of ${c.breakerMinimumCalls}+ calls in ${c.breakerWindowMs / 1000} s,`,
-    `                probes every ${c.halfOpenAfterMs / 1000} s) and a ${c.queryTimeoutMs} ms timeout per query. Reads fail over to the standby and say how stale`,
-    '                they may be (its replay lag); writes fail fast with 503 + Retry-After (read-only mode). Once the',
-    `                primary's breaker has stayed open ${c.promoteAfterMs / 1000} s and the standby answers, the standby is promoted (pg_promote()).`,
+    `                probes every ${c.halfOpenAfterMs / 1000} s) and a timeout per query (${c.queryTimeoutMs} ms; ${c.replicaTimeoutMs / 1000} s on the standby, the last resort). Reads fail`,
+    '                over to the standby and say how stale they may be (its replay lag); writes fail fast with 503 +',
+    `                Retry-After (read-only mode). Once the primary's breaker has stayed open ${c.promoteAfterMs / 1000} s and the standby answers,`,
+    '                the standby is promoted (pg_promote()).',
     `2 runs, same load and same failure: before, then after${memory ? '.' : ' (about 50 s in all).'}`,
   ];
 }

