@@ -38,6 +38,7 @@ import {
   howToRead,
   incidentDoc,
   liveCounts,
+  numberOption,
   ms,
   pct,
   pointsOf,
@@ -60,14 +61,6 @@ export const MANUAL_FAILOVER_AFTER_MS = 10_000;
 export const SEED_MTTR_MINUTES = 45;
 /** Share of requests that are reads. */
 export const READ_SHARE = 0.7;
-
-function option(argv: readonly string[], name: string, fallback: number): number {
-  const i = argv.indexOf(name);
-  if (i < 0) return fallback;
-  const value = Number(argv[i + 1]);
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`db-outage: ${name} needs a positive number; received ${argv[i + 1]}`);
-  return value;
-}
 
 /** Real minutes one demo second stands for, on the before run's manual recovery. */
 const minutesPerDemoSecond = SEED_MTTR_MINUTES / (MANUAL_FAILOVER_AFTER_MS / 1000);
@@ -140,8 +133,8 @@ function liveFigure(variant: Variant, records: readonly RequestRecord[], deploym
 export async function run(options: DemoOptions): Promise<string> {
   const out = demoConsole({ log: options.log, terminal: options.terminal });
   const log = (line: string): void => out.log(line);
-  const seconds = option(options.argv, '--seconds', 18);
-  const rate = option(options.argv, '--rate', 50);
+  const seconds = numberOption(options.argv, '--seconds', 18, 'db-outage');
+  const rate = numberOption(options.argv, '--rate', 50, 'db-outage');
   const memory = options.argv.includes('--memory');
   const asked = failureOption(options.argv);
   if (seconds * 1000 <= FAIL_AT_MS + MANUAL_FAILOVER_AFTER_MS) {
