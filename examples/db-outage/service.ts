@@ -86,8 +86,9 @@ export interface DbOutageWorld {
 /** The service's name in the deployment. */
 export const SERVICE = 'accounts';
 
-/** Load-plan endpoint labels. */
+/** The load plan's label of reads. */
 export const READ_ENDPOINT = 'GET /accounts/:id';
+/** The load plan's label of writes. */
 export const WRITE_ENDPOINT = 'POST /ledger';
 
 function json(status: number, body: unknown, headers?: Record<string, string>): HttpResponse {
