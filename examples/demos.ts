@@ -52,6 +52,18 @@ export const DEMOS: Readonly<Record<string, DemoEntry>> = Object.freeze({
     ],
     load: () => import('./feature-flag/demo.ts'),
   },
+  'db-outage': {
+    about: 'the PostgreSQL primary fails (disk full): 100% errors until promoted by hand (before); reads go on, failover is automatic (after)',
+    duration: '55 s',
+    options: [
+      ['--seconds N', 'seconds of load per run (default 18; more than 14: the failure and the manual promotion happen in it)'],
+      ['--rate N', 'requests per second, 70% reads (default 50)'],
+      ['--failure KIND', "how the primary fails: disk-full (its WAL disk fills up; needs root to mount it) or freeze (SIGSTOP)"],
+      ['', '  default: disk-full where the machine allows it, freeze elsewhere'],
+      ['--memory', 'run the same service on an in-memory model of the two servers, in virtual time (no PostgreSQL, no /metrics)'],
+    ],
+    load: () => import('./db-outage/demo.ts'),
+  },
 });
 
 /** The lines of `npm run demo -- list`: one line per demo. */

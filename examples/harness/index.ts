@@ -55,6 +55,7 @@ export {
 } from './svg.ts';
 export { type Cell, displayPath, formatTable, howToRead, incidentDoc, ms, pct, REPO_ROOT, RESULTS_ROOT, wrapText, writeResults } from './results.ts';
 export { answerAreas, breakerBand, pointsOf } from './charts.ts';
+export { numberOption } from './argv.ts';
 export { type InspectedPanel, inspectChart, pathPoints } from './svg-inspect.ts';
 import type { Terminal } from './progress.ts';
 export { type DemoConsole, demoConsole, type LiveCounts, liveCounts, type ProgressHandle, type ProgressOptions, type Terminal } from './progress.ts';

@@ -37,6 +37,7 @@ import {
   howToRead,
   incidentDoc,
   liveCounts,
+  numberOption,
   ms,
   pct,
   renderChart,
@@ -78,14 +79,6 @@ function providerBehaviour(random: () => number): ProviderBehaviour {
       TIME_SCALE;
     return { latencyMs, outcome: roll >= 1 - PROVIDER.lostResponseShare ? 'lost-response' : 'ok' };
   };
-}
-
-function option(argv: readonly string[], name: string, fallback: number): number {
-  const i = argv.indexOf(name);
-  if (i < 0) return fallback;
-  const value = Number(argv[i + 1]);
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`sync-payment-call: ${name} needs a positive number; received ${argv[i + 1]}`);
-  return value;
 }
 
 /** The set-up, in plain words, printed before the runs. */
@@ -159,8 +152,8 @@ function liveFigure(
 export async function run(options: DemoOptions): Promise<string> {
   const out = demoConsole({ log: options.log, terminal: options.terminal });
   const log = (line: string): void => out.log(line);
-  const seconds = option(options.argv, '--seconds', 12);
-  const rate = option(options.argv, '--rate', 10);
+  const seconds = numberOption(options.argv, '--seconds', 12, 'sync-payment-call');
+  const rate = numberOption(options.argv, '--rate', 10, 'sync-payment-call');
   const job = { ...DEFAULT_JOB_SETTINGS, breaker: !options.argv.includes('--no-breaker') };
   const memory = options.argv.includes('--memory');
   const faults: FaultWindow[] = [
