@@ -49,7 +49,7 @@ export const AFTER_SETTINGS = Object.freeze({
   /** ...once it has seen at least this many. */
   minimumCalls: 5,
   /** An open breaker lets a probe through after this long. */
-  halfOpenAfterMs: 1_000,
+  halfOpenAfterMs: 2_000,
   /** Each attempt on a worker is given up after this long. */
   attemptTimeoutMs: 2_000,
   /** The hedge starts a second attempt, on another worker, after this percentile of recent successful attempts... */
@@ -65,8 +65,8 @@ export const AFTER_SETTINGS = Object.freeze({
   /** Per worker: the adaptive limit's bounds on calls in flight. */
   minLimit: 2,
   maxLimit: 64,
-  /** A worker whose breaker has not been closed for this long is restarted (the seed's mitigation, automated). */
-  restartAfterMs: 3_000,
+  /** A worker whose breaker has not been closed for this long, while another's is, is restarted (the seed's mitigation, automated). */
+  restartAfterMs: 2_500,
   /** How often the supervisor looks at the breakers. */
   restartCheckMs: 250,
 });
@@ -160,7 +160,7 @@ function guarded(
   const s = AFTER_SETTINGS;
   const { clock } = env;
   const breakers: CircuitBreakerPolicy[] = [];
-  const notClosedSince: (number | undefined)[] = [];
+  const notClosedSince = new Array<number | undefined>(pool.size).fill(undefined);
   const lastRestartAt: number[] = [];
   const workers = Array.from({ length: pool.size }, (_, worker) => {
     const breaker = circuitBreaker({
@@ -201,13 +201,16 @@ function guarded(
   failover.onRetry(() => counters.retries++);
   const api = env.instrument(pipeline({ name: 'api', clock }, failover, hedging));
 
-  // The seed's temporary mitigation, automated: restart a worker whose breaker stays open.
+  // The seed's temporary mitigation, automated: restart a worker whose breaker stays
+  // open while another worker's is closed (when none is, the trouble is not in the
+  // workers, and restarting them all would only add an outage).
   let timer: unknown;
   let stopped = false;
   const supervise = (): void => {
     if (stopped) return;
     const now = env.elapsedMs();
-    for (let worker = 0; worker < pool.size; worker++) {
+    const closed = notClosedSince.filter((since) => since === undefined).length;
+    for (let worker = 0; worker < pool.size && closed > 0; worker++) {
       const since = notClosedSince[worker];
       if (since === undefined || now - since < s.restartAfterMs || now - lastRestartAt[worker]! < s.restartAfterMs) continue;
       lastRestartAt[worker] = now;
@@ -222,19 +225,22 @@ function guarded(
     clock.cancel(timer);
   });
 
+  // Panic mode, as load balancers have it: when every worker this request has not
+  // tried is out of rotation, the slowness is not one worker's, and a call straight
+  // to the next one (with its deadline, without its breaker) beats an error.
+  const direct = Array.from({ length: pool.size }, () => pipeline({ clock }, timeout({ ms: s.attemptTimeoutMs, clock })));
   let next = 0;
-  /** The next worker in turn that this request has not tried and whose breaker is not open; any untried one otherwise. */
+  /**
+   * The next worker in turn that this request has not tried and whose breaker is
+   * not open (a half-open one takes its turn: that is how its probes are made);
+   * any untried one when all are open (panic).
+   */
   const choose = (tried: readonly number[]): number => {
-    let fallback: number | undefined;
-    for (let k = 0; k < pool.size; k++) {
-      const worker = (next + k) % pool.size;
-      if (tried.includes(worker)) continue;
-      fallback ??= worker;
-      if (breakers[worker]!.state === 'open') continue;
-      if (tried.length === 0) next = (worker + 1) % pool.size;
-      return worker;
-    }
-    return fallback ?? tried[tried.length - 1]!;
+    const untried: number[] = [];
+    for (let k = 0; k < pool.size; k++) if (!tried.includes((next + k) % pool.size)) untried.push((next + k) % pool.size);
+    const worker = untried.find((w) => breakers[w]!.state !== 'open') ?? untried[0] ?? tried[tried.length - 1]!;
+    if (tried.length === 0) next = (worker + 1) % pool.size;
+    return worker;
   };
   return (signal) => {
     const tried: number[] = [];
@@ -247,7 +253,8 @@ function guarded(
         // call is left to finish (within its deadline) so that this worker's breaker
         // learns how slow it was. Cancelled, it would be ignored by the breaker, and
         // the hedges would hide the slowest worker from it.
-        const call = workers[worker]!.execute(({ signal: callSignal }) => {
+        const route = breakers[worker]!.state === 'open' ? direct[worker]! : workers[worker]!;
+        const call = route.execute(({ signal: callSignal }) => {
           counters.workerCalls++;
           return pool.call(worker, callSignal);
         }, { signal });

@@ -72,6 +72,8 @@ export interface WorkerPool {
   heapBytes(index: number): Promise<number | undefined>;
   /** Every death so far, in order. */
   readonly deaths: readonly WorkerDeath[];
+  /** The process id of every worker process started so far (none in memory). */
+  readonly pids: readonly number[];
   /** Stops every worker and waits until they are gone. Idempotent. */
   close(): Promise<void>;
 }
@@ -104,6 +106,7 @@ export function processPool(options: PoolOptions): WorkerPool {
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
   const slots: Slot[] = Array.from({ length: size }, () => ({ child: undefined, port: undefined, markKilled: () => {}, respawn: undefined }));
   const deaths: WorkerDeath[] = [];
+  const pids: number[] = [];
   const exits = new Set<Promise<void>>();
   let closed = false;
   let leaking = false;
@@ -125,6 +128,7 @@ export function processPool(options: PoolOptions): WorkerPool {
     });
     slot.child = child;
     slot.port = undefined;
+    if (child.pid !== undefined) pids.push(child.pid);
     child.stderr!.setEncoding('utf8');
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     exits.add(exited);
@@ -178,6 +182,7 @@ export function processPool(options: PoolOptions): WorkerPool {
   return {
     size,
     deaths,
+    pids,
     async start() {
       process.on('exit', killAll);
       try {
@@ -276,6 +281,7 @@ export function memoryPool(options: MemoryPoolOptions): WorkerPool {
   return {
     size,
     deaths,
+    pids: [],
     async start() {
       for (const worker of workers) worker.up = true;
     },
