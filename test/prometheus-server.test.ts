@@ -189,7 +189,9 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       throttle({ minimumRequests: 1 }),
       rateLimiter({ ratePerSecond: 1_000, maxQueue: 10 }),
     );
-    metrics.attach(inventory, search, payments, profile, auth, game, crowded);
+    // slowing: half of its calls take 300 ms, past the slow-call alert's 250 ms.
+    const slowing = pipeline({ name: 'slowing' }, timeout({ ms: 1_000 }));
+    metrics.attach(inventory, search, payments, profile, auth, game, crowded, slowing);
 
     const run = (p: Pipeline<unknown>, work: (signal: AbortSignal) => Promise<unknown>): void => {
       const call = p.execute(({ signal }) => work(signal)).catch(() => undefined);
@@ -206,6 +208,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       for (let i = 0; i < 3; i++) run(auth, () => Promise.reject(new Error('auth upstream down')));
       run(game, (signal) => slow(1, signal));
       for (let i = 0; i < 5; i++) run(crowded, (signal) => slow(30, signal).then(() => Promise.reject(new Error('503 overloaded'))));
+      run(slowing, (signal) => slow(tick % 2 === 0 ? 300 : 1, signal));
     };
     burst();
     traffic = setInterval(burst, 100);
@@ -311,7 +314,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   });
 
   const alerts = alertExpressions();
-  it('finds the ten alert expressions', () => {
+  it('finds the eleven alert expressions', () => {
     expect([...alerts.keys()].sort()).toEqual([
       'BreakwaterAdaptiveLimitRejections',
       'BreakwaterAnsweredByFallbacks',
@@ -322,6 +325,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       'BreakwaterHedgeBudgetExhausted',
       'BreakwaterHighTimeoutRatio',
       'BreakwaterRetryBudgetExhausted',
+      'BreakwaterSlowCalls',
       'BreakwaterThrottling',
     ]);
   });
@@ -337,6 +341,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     BreakwaterThrottling: 'crowded',
     BreakwaterAdaptiveLimitRejections: 'crowded',
     BreakwaterHedgeBudgetExhausted: 'game',
+    BreakwaterSlowCalls: 'slowing',
   };
   it.each([...alerts])('alert %s: the expression parses and holds for the pipeline built to trip it', async (name, expr) => {
     const result = await query(expr);
@@ -347,7 +352,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
 
   it('loads the rules, evaluates them without error, and has every alert pending', async () => {
     await until(
-      'all ten alerts pending',
+      'all eleven alerts pending',
       Date.now() + 10_000,
       async () => {
         const response = (await (await fetch(`${base}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
@@ -360,7 +365,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
     };
     const all = rules.data.groups.flatMap((g) => g.rules);
-    expect(all).toHaveLength(10);
+    expect(all).toHaveLength(11);
     for (const rule of all) expect(rule.health, `${rule.name}: ${rule.lastError}`).toBe('ok');
   });
 
