@@ -61,13 +61,14 @@ export type AlertResult =
 
 /**
  * Evaluates `alertname` from `rulesFile` over the scrapes, at every minute, with
- * promtool; returns each minute at which it was firing, earliest first.
+ * promtool (default: the one {@link findPromtool} finds; `null`: none); returns
+ * each minute at which it was firing, earliest first.
  */
 export async function evaluateAlert(
   scrapes: readonly Scrape[],
-  { alertname = SLOW_CALLS_ALERT, rulesFile = ALERTS_FILE, promtool = findPromtool() }: { alertname?: string; rulesFile?: string; promtool?: string | undefined } = {},
+  { alertname = SLOW_CALLS_ALERT, rulesFile = ALERTS_FILE, promtool = findPromtool() }: { alertname?: string; rulesFile?: string; promtool?: string | null | undefined } = {},
 ): Promise<AlertResult> {
-  if (promtool === undefined) return { evaluated: false, why: 'promtool was not found (sudo apt-get install prometheus, or set PROMTOOL)' };
+  if (promtool === undefined || promtool === null) return { evaluated: false, why: 'promtool was not found (sudo apt-get install prometheus, or set PROMTOOL)' };
   if (scrapes.length === 0) return { evaluated: false, why: 'no scrape of /metrics' };
   const dir = await mkdtemp(join(tmpdir(), 'breakwater-memory-leak-'));
   try {
