@@ -112,7 +112,7 @@ describe.skipIf(PROMTOOL === undefined)('memory-leak demo report', () => {
       const panels = inspectChart(svg);
       const named = (title: string): InspectedPanel => panels.find((p) => p.title.startsWith(title))!;
       expect(named('p95 latency per 1 s window').series.map((s) => s.name)).toEqual(['before', 'after', 'SLO (1000 ms)']);
-      expect(named("each worker's heap, before").series.map((s) => s.name)).toEqual(['worker-0', 'worker-1 (leaks)', 'worker-2', 'worker-3']);
+      expect(named("each worker's heap, before").series.map((s) => s.name)).toEqual(['worker-0', 'worker-1 (leaks)', 'worker-2', 'worker-3', 'heap limit (64 MB)']);
       const band = named("each worker's heap, after").bands;
       expect(band.map((b) => b.name)).toEqual([0, 1, 2, 3].map((w) => `each worker's breaker (after): worker-${w}`));
       expect(new Set(band[1]!.spans.map((s) => s.state))).toEqual(new Set(['closed', 'open', 'half-open']));

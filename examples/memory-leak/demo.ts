@@ -164,7 +164,8 @@ export async function run(options: DemoOptions): Promise<string> {
             clock: d.clock,
             elapsedMs: () => d.elapsedMs() - t0,
             totalMs: durationMs,
-            figure: liveFigure(records, () => last, leaky, () => d.elapsedMs() - t0, () => {
+            // The records' times are the deployment's (as runLoad reports them), not shifted to the load's start.
+            figure: liveFigure(records, () => last, leaky, () => d.elapsedMs(), () => {
               const open = new Set<number>();
               for (const t of counters.transitions) t.to === 'closed' ? open.delete(t.worker) : open.add(t.worker);
               return {

@@ -83,6 +83,22 @@ export function alertFiredAt(result: PhaseResult, alert: AlertResult): { atMs: n
   return scrape === undefined ? undefined : { atMs: scrape.atMs, pipeline: labelOf(first.labels, 'pipeline') };
 }
 
+/** The spans of time the alert was firing, ms since the load started: consecutive firing minutes joined. */
+export function alertSpans(result: PhaseResult, alert: AlertResult): { fromMs: number; toMs: number }[] {
+  if (!alert.evaluated) return [];
+  const { scrapes } = result;
+  const stepMs = scrapes.length > 1 ? (scrapes[scrapes.length - 1]!.atMs - scrapes[0]!.atMs) / (scrapes.length - 1) : 0;
+  const minutes = [...new Set(alert.firings.map((f) => Math.round(f.minute)))].filter((m) => m < scrapes.length).sort((a, b) => a - b);
+  const spans: { fromMs: number; toMs: number }[] = [];
+  for (const minute of minutes) {
+    const atMs = scrapes[minute]!.atMs;
+    const last = spans[spans.length - 1];
+    if (last !== undefined && atMs - last.toMs <= stepMs / 2) last.toMs = atMs + stepMs;
+    else spans.push({ fromMs: atMs, toMs: atMs + stepMs });
+  }
+  return spans;
+}
+
 /** `ms` of demo time as incident minutes, `+25 min`. */
 export function incidentMinutes(demoMs: number, minutesPerSecond: number): string {
   return `${Math.round((demoMs / 1000) * minutesPerSecond)} min`;
@@ -168,6 +184,11 @@ export function howToReadNotes({ before, after, alert, scale }: Report): string[
 
 const MB = 2 ** 20;
 
+/** The same shades without their labels (the panel above names them). */
+function unlabeled(shades: readonly ChartShade[]): ChartShade[] {
+  return shades.map(({ label: _label, ...shade }) => shade);
+}
+
 function heapSeries(result: PhaseResult, label: (worker: number) => string): ChartSeries[] {
   return Array.from({ length: result.workers }, (_, worker) => ({
     name: label(worker),
@@ -186,8 +207,21 @@ export function chartSpec({ before, after, alert, scale }: Report, when = new Da
       return chosen.length === 0 ? null : affectedShare(chosen) * 100;
     });
   const leak: ChartShade = { fromX: before.leakStartMs / 1000, toX: until / 1000, label: 'leaking', color: '#fdebd0', style: 'edges' };
-  const fired = alertFiredAt(after, alert);
-  const alertShade: ChartShade[] = fired === undefined ? [] : [{ fromX: fired.atMs / 1000, toX: until / 1000, label: 'alert firing (after)', color: '#f4cccc' }];
+  const alertShade: ChartShade[] = alertSpans(after, alert).map((span, i) => ({
+    fromX: span.fromMs / 1000,
+    toX: span.toMs / 1000,
+    ...(i === 0 ? { label: 'BreakwaterSlowCalls firing (after)' } : {}),
+    color: '#f4cccc',
+  }));
+  const limit: ChartSeries = {
+    name: `heap limit (${before.limitMb} MB)`,
+    points: [
+      [0, before.limitMb],
+      [until / 1000, before.limitMb],
+    ],
+    dashed: true,
+    color: '#000000',
+  };
   const deaths = (r: PhaseResult): ChartShade[] =>
     r.deaths.filter((d) => d.cause === 'out-of-memory').map((d) => ({ fromX: d.atMs / 1000, toX: d.atMs / 1000 + 0.15, label: `worker-${d.worker} OOM`, color: '#d7301f' }));
   const label = (worker: number): string => `worker-${worker}${before.leaky.includes(worker) ? ' (leaks)' : ''}`;
@@ -233,16 +267,18 @@ export function chartSpec({ before, after, alert, scale }: Report, when = new Da
         note: `killed by V8 at --max-old-space-size=${before.limitMb}; then started again by its supervisor`,
         yLabel: 'MB',
         yMin: 0,
-        series: heapSeries(before, label),
-        shades: [leak, ...deaths(before)],
+        yMax: before.limitMb,
+        series: [...heapSeries(before, label), limit],
+        shades: [leak, ...unlabeled(deaths(before))],
       },
       {
         title: "each worker's heap, after (MB, from its own /metrics)",
         note: 'restarted when its breaker stayed open; band: each worker breaker',
         yLabel: 'MB',
         yMin: 0,
-        series: heapSeries(after, label),
-        shades: [leak, ...alertShade],
+        yMax: before.limitMb,
+        series: [...heapSeries(after, label), limit],
+        shades: [leak, ...unlabeled(alertShade)],
         states: band,
       },
     ],
@@ -276,6 +312,7 @@ export function seriesOf(report: Report): unknown {
     afterSettings: AFTER_SETTINGS,
     alert: report.alert,
     alertFiredAtMs: fired?.atMs ?? null,
+    alertFiringMs: alertSpans(report.after, report.alert),
     before: phase(report.before),
     after: phase(report.after),
   };
