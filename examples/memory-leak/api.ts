@@ -24,6 +24,8 @@ import {
   constant,
   gradient,
   hedge,
+  isBrokenCircuitError,
+  isBulkheadRejectedError,
   pipeline,
   retry,
   timeout,
@@ -79,6 +81,10 @@ export interface ApiCounters {
   workerCalls: number;
   /** after: attempts the retry made after the first (each fails over to another worker); every attempt goes through the hedge. */
   retries: number;
+  /** after: why attempts failed over: refused by the worker's open breaker, refused by its adaptive limit, or failed (timeout, connection). */
+  failovers: { breaker: number; limit: number; failed: number };
+  /** after: the lowest each worker's adaptive limit went. */
+  lowestLimit: number[];
   /** after: hedges started, hedges that won, hedges due but refused by the budget. */
   hedges: number;
   hedgeWins: number;
@@ -105,7 +111,7 @@ function answer(status: number, body: unknown): HttpResponse {
 
 /** Builds the API of `mode` over `pool`. */
 export function memoryLeakApi(mode: 'before' | 'after', pool: WorkerPool): MemoryLeakApi {
-  const counters: ApiCounters = { requests: 0, workerCalls: 0, retries: 0, hedges: 0, hedgeWins: 0, hedgesRefused: 0, restarts: [], failures: {}, transitions: [] };
+  const counters: ApiCounters = { requests: 0, workerCalls: 0, retries: 0, failovers: { breaker: 0, limit: 0, failed: 0 }, lowestLimit: [], hedges: 0, hedgeWins: 0, hedgesRefused: 0, restarts: [], failures: {}, transitions: [] };
   let stop = (): void => {};
   const spec: ServiceSpec = {
     name: API,
@@ -180,10 +186,13 @@ function guarded(
     });
     breakers.push(breaker);
     lastRestartAt.push(Number.NEGATIVE_INFINITY);
+    const limit = adaptiveLimit({ algorithm: gradient(), minLimit: s.minLimit, maxLimit: s.maxLimit, initialLimit: 16, maxQueue: 0, clock });
+    counters.lowestLimit[worker] = limit.limit;
+    limit.onLimitChange(({ to }) => (counters.lowestLimit[worker] = Math.min(counters.lowestLimit[worker]!, to)));
     return env.instrument(
       pipeline(
         { name: `worker-${worker}`, clock },
-        adaptiveLimit({ algorithm: gradient(), minLimit: s.minLimit, maxLimit: s.maxLimit, initialLimit: 16, maxQueue: 0, clock }),
+        limit,
         breaker,
         timeout({ ms: s.attemptTimeoutMs, clock }),
       ),
@@ -198,7 +207,12 @@ function guarded(
   hedging.onHedgeWon(() => counters.hedgeWins++);
   hedging.onBudgetExhausted(() => counters.hedgesRefused++);
   const failover = retry({ maxAttempts: s.maxAttempts, backoff: constant({ ms: 0 }), handle: () => true, clock, random: env.random });
-  failover.onRetry(() => counters.retries++);
+  failover.onRetry(({ error }) => {
+    counters.retries++;
+    if (isBrokenCircuitError(error)) counters.failovers.breaker++;
+    else if (isBulkheadRejectedError(error)) counters.failovers.limit++;
+    else counters.failovers.failed++;
+  });
   const api = env.instrument(pipeline({ name: 'api', clock }, failover, hedging));
 
   // The seed's temporary mitigation, automated: restart a worker whose breaker stays

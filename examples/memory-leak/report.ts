@@ -145,6 +145,9 @@ export function tableRows({ before, after, alert, scale }: Report): Record<strin
       const h = hedgeLoad(r);
       return `${h.hedges} (${pct(h.share)}; ${pct(AFTER_SETTINGS.maxExtraLoad)} + 10)`;
     }),
+    row('failed over: breaker open / limit full / error', (r) =>
+      r.mode === 'before' ? '-' : `${r.counters.failovers.breaker} / ${r.counters.failovers.limit} / ${r.counters.failovers.failed}`,
+    ),
     row('workers killed at the heap limit', (r) => deathCounts(r).outOfMemory),
     row('workers restarted by the supervisor', (r) => (r.mode === 'before' ? '-' : r.counters.restarts.length)),
     row(`SLO broken (p95 > ${ms(SLO_MS)} in a window)`, slo),
