@@ -107,6 +107,7 @@ describe.skipIf(PROMTOOL === undefined)('memory-leak demo report', () => {
       expect(series.alert.evaluated).toBe(true);
       expect(series.alertFiredAtMs).toBeGreaterThan(series.leakStartMs);
       expect(series.alertFiredAtMs).toBeLessThan(series.before.sloBrokenAtMs);
+      expect(series.before.sloBrokenAtMs).toBeGreaterThanOrEqual(series.leakStartMs); // counted from the leak on
 
       const svg = await readFile(join(dir, 'chart.svg'), 'utf8');
       const panels = inspectChart(svg);

@@ -48,10 +48,13 @@ export function affectedShare(records: readonly RequestRecord[], slowMs = SLO_MS
   return records.filter((r) => !r.ok || r.latencyMs > slowMs).length / records.length;
 }
 
-/** The start of the first window whose p95 broke the SLO, ms since the load started; undefined if none did. */
-export function sloBrokenAtMs(records: readonly RequestRecord[], untilMs: number, windowMs = WINDOW_MS): number | undefined {
+/**
+ * The start of the first window from `fromMs` on (the start of the leak) whose
+ * p95 broke the SLO, ms since the load started; undefined if none did.
+ */
+export function sloBrokenAtMs(records: readonly RequestRecord[], untilMs: number, fromMs = 0, windowMs = WINDOW_MS): number | undefined {
   const p95s = windowP95s(records, untilMs, windowMs);
-  const i = p95s.findIndex((p) => p !== null && p > SLO_MS);
+  const i = p95s.findIndex((p, k) => k * windowMs >= fromMs && p !== null && p > SLO_MS);
   return i < 0 ? undefined : i * windowMs;
 }
 
@@ -128,7 +131,7 @@ export function tableRows({ before, after, alert, scale }: Report): Record<strin
     return affectedShare(r.records.filter((x) => x.startMs >= fromMs && x.startMs < fromMs + WINDOW_MS));
   };
   const slo = (r: PhaseResult): string => {
-    const at = sloBrokenAtMs(r.records, r.durationMs);
+    const at = sloBrokenAtMs(r.records, r.durationMs, r.leakStartMs);
     return at === undefined ? 'never' : `leak +${incidentMinutes(at - r.leakStartMs, scale)}`;
   };
   const fired = alertFiredAt(after, alert);
@@ -163,7 +166,7 @@ export function tableRows({ before, after, alert, scale }: Report): Record<strin
 export function howToReadNotes({ before, after, alert, scale }: Report): string[] {
   const wb = worstWindow(before.records, before.durationMs).stats;
   const wa = worstWindow(after.records, after.durationMs).stats;
-  const sloAt = sloBrokenAtMs(before.records, before.durationMs);
+  const sloAt = sloBrokenAtMs(before.records, before.durationMs, before.leakStartMs);
   const fired = alertFiredAt(after, alert);
   const hedges = hedgeLoad(after);
   const notes = [
@@ -295,7 +298,7 @@ export function seriesOf(report: Report): unknown {
     worstWindow: worstWindow(r.records, r.durationMs),
     windowP95Ms: windowP95s(r.records, r.durationMs),
     affectedShare: affectedShare(r.records),
-    sloBrokenAtMs: sloBrokenAtMs(r.records, r.durationMs) ?? null,
+    sloBrokenAtMs: sloBrokenAtMs(r.records, r.durationMs, r.leakStartMs) ?? null,
     failed: failedCount(r),
     counters: r.counters,
     hedgeLoad: r.mode === 'after' ? hedgeLoad(r) : null,

@@ -80,6 +80,13 @@ export interface PhaseResult {
   readonly endMs: number;
 }
 
+/** Calls every worker a few times, a few calls at once, and waits for the answers. */
+async function warmUp(pool: WorkerPool, rounds = 3, concurrent = 8): Promise<void> {
+  for (let round = 0; round < rounds; round++) {
+    await Promise.all(Array.from({ length: pool.size * concurrent }, (_, i) => pool.call(i % pool.size)));
+  }
+}
+
 /** Runs the API of `mode` under load while some workers leak; always stops every worker and server, also on failure. */
 export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
   const { mode, transport, durationMs, ratePerSecond } = options;
@@ -112,6 +119,9 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
     deployment = await deploy([api.spec], { transport, clock, random, metrics: true });
     const d = deployment;
     await pool.start();
+    // Real processes start cold: a few calls to each worker first (not recorded, before
+    // the leak) so that the first second of load measures the workers, not their warm-up.
+    if (transport === 'http') await warmUp(pool);
     const t0 = d.elapsedMs();
     const records: RequestRecord[] = [];
     const heap: HeapSample[] = [];
