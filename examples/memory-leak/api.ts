@@ -36,8 +36,9 @@ import type { WorkerPool } from './pool.ts';
 /** The name of the API service in the deployment. */
 export const API = 'api';
 
-/** before: p-retry's retries and their fixed delay. */
+/** before: p-retry's retries of a failed call (on the same worker)... */
 export const BEFORE_RETRIES = 2;
+/** ...and the fixed delay between them, ms. */
 export const BEFORE_RETRY_DELAY_MS = 200;
 
 /** after: the settings of the Breakwater pipelines, in one place. */
@@ -64,9 +65,10 @@ export const AFTER_SETTINGS = Object.freeze({
   maxExtraLoad: 0.1,
   /** Attempts per request at most, each on another worker (a refused or failed attempt fails over). */
   maxAttempts: 4,
-  /** Per worker: the adaptive limit's bounds on calls in flight. */
+  /** Per worker: the adaptive limit's bounds on calls in flight, and where it starts. */
   minLimit: 2,
   maxLimit: 64,
+  initialLimit: 16,
   /** A worker whose breaker has not been closed for this long, while another's is, is restarted (the seed's mitigation, automated). */
   restartAfterMs: 2_500,
   /** How often the supervisor looks at the breakers. */
@@ -111,7 +113,19 @@ function answer(status: number, body: unknown): HttpResponse {
 
 /** Builds the API of `mode` over `pool`. */
 export function memoryLeakApi(mode: 'before' | 'after', pool: WorkerPool): MemoryLeakApi {
-  const counters: ApiCounters = { requests: 0, workerCalls: 0, retries: 0, failovers: { breaker: 0, limit: 0, failed: 0 }, lowestLimit: [], hedges: 0, hedgeWins: 0, hedgesRefused: 0, restarts: [], failures: {}, transitions: [] };
+  const counters: ApiCounters = {
+    requests: 0,
+    workerCalls: 0,
+    retries: 0,
+    failovers: { breaker: 0, limit: 0, failed: 0 },
+    lowestLimit: [],
+    hedges: 0,
+    hedgeWins: 0,
+    hedgesRefused: 0,
+    restarts: [],
+    failures: {},
+    transitions: [],
+  };
   let stop = (): void => {};
   const spec: ServiceSpec = {
     name: API,
@@ -186,7 +200,7 @@ function guarded(
     });
     breakers.push(breaker);
     lastRestartAt.push(Number.NEGATIVE_INFINITY);
-    const limit = adaptiveLimit({ algorithm: gradient(), minLimit: s.minLimit, maxLimit: s.maxLimit, initialLimit: 16, maxQueue: 0, clock });
+    const limit = adaptiveLimit({ algorithm: gradient(), minLimit: s.minLimit, maxLimit: s.maxLimit, initialLimit: s.initialLimit, maxQueue: 0, clock });
     counters.lowestLimit[worker] = limit.limit;
     limit.onLimitChange(({ to }) => (counters.lowestLimit[worker] = Math.min(counters.lowestLimit[worker]!, to)));
     return env.instrument(

@@ -8,8 +8,9 @@
 /** The seed's incident: two hours of degradation. */
 export const INCIDENT_MINUTES = 120;
 
-/** A worker's latency when its heap is at its starting size: 100 to 210 ms, so p95 is about 200 ms (the seed's baseline). */
+/** A worker's shortest latency, ms: with {@link HEALTHY_SPREAD_MS}, 100 to 210 ms while its heap is at its starting size, so p95 is about 200 ms (the seed's baseline). */
 export const HEALTHY_MIN_MS = 100;
+/** The spread of a healthy worker's latency above {@link HEALTHY_MIN_MS}, ms (uniform). */
 export const HEALTHY_SPREAD_MS = 110;
 
 /**

@@ -14,6 +14,7 @@ import type { Clock, RandomSource } from '../../src/index.ts';
 import { BASELINE_HEAP_BYTES, heapFill, HEAP_LIMIT_MB, latencyMs } from './model.ts';
 import type { ReadyMessage, WorkAnswer, WorkerConfig } from './worker.ts';
 
+/** The answer of a worker to `GET /work`. */
 export type { WorkAnswer } from './worker.ts';
 
 /** How a worker stopped: V8 stopped it at its heap limit, it crashed otherwise, or it was restarted on purpose. */

@@ -116,6 +116,7 @@ export interface Report {
   readonly scale: number;
 }
 
+/** The columns of the before/after table. */
 export const TABLE_COLUMNS = [
   { key: 'metric', title: 'metric' },
   { key: 'before', title: 'before (round-robin + retry)' },
