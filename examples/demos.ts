@@ -64,6 +64,17 @@ export const DEMOS: Readonly<Record<string, DemoEntry>> = Object.freeze({
     ],
     load: () => import('./db-outage/demo.ts'),
   },
+  'memory-leak': {
+    about: 'a worker leaks until OOM-killed: p95 climbs to seconds (before); Breakwater routes around it, restarts it, alerts early (after)',
+    duration: '60 s',
+    options: [
+      ['--seconds N', "seconds of load per run, standing for the seed's two hours (default 24)"],
+      ['--rate N', 'requests per second (default 40)'],
+      ['--leaky LIST', 'which of the 4 workers leak, comma-separated (default 1)'],
+      ['--memory', 'run the same API against workers modelled in memory, in virtual time (no processes, no /metrics): about a second'],
+    ],
+    load: () => import('./memory-leak/demo.ts'),
+  },
 });
 
 /** The lines of `npm run demo -- list`: one line per demo. */

@@ -196,7 +196,9 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       { name: 'flags' },
       rollout({ experimental: () => Promise.reject(new Error('new code broke')), share: () => flag.share, rampStep: 1, minimumCalls: 3 }),
     );
-    metrics.attach(inventory, search, payments, profile, auth, game, crowded, flags);
+    // slowing: half of its calls take 300 ms, past the slow-call alert's 250 ms.
+    const slowing = pipeline({ name: 'slowing' }, timeout({ ms: 1_000 }));
+    metrics.attach(inventory, search, payments, profile, auth, game, crowded, flags, slowing);
 
     const run = (p: Pipeline<unknown>, work: (signal: AbortSignal) => Promise<unknown>): void => {
       const call = p.execute(({ signal }) => work(signal)).catch(() => undefined);
@@ -215,6 +217,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       for (let i = 0; i < 5; i++) run(crowded, (signal) => slow(30, signal).then(() => Promise.reject(new Error('503 overloaded'))));
       run(flags, () => Promise.resolve('stable'));
       if (tick === 10) flag.share = 20;
+      run(slowing, (signal) => slow(tick % 2 === 0 ? 300 : 1, signal));
     };
     burst();
     traffic = setInterval(burst, 100);
@@ -320,7 +323,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   });
 
   const alerts = alertExpressions();
-  it('finds the twelve alert expressions', () => {
+  it('finds the thirteen alert expressions', () => {
     expect([...alerts.keys()].sort()).toEqual([
       'BreakwaterAdaptiveLimitRejections',
       'BreakwaterAnsweredByFallbacks',
@@ -333,6 +336,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       'BreakwaterRetryBudgetExhausted',
       'BreakwaterRolloutFlagRefused',
       'BreakwaterRolloutRolledBack',
+      'BreakwaterSlowCalls',
       'BreakwaterThrottling',
     ]);
   });
@@ -350,6 +354,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     BreakwaterHedgeBudgetExhausted: 'game',
     BreakwaterRolloutRolledBack: 'flags',
     BreakwaterRolloutFlagRefused: 'flags',
+    BreakwaterSlowCalls: 'slowing',
   };
   it.each([...alerts])('alert %s: the expression parses and holds for the pipeline built to trip it', async (name, expr) => {
     const result = await query(expr);
@@ -360,7 +365,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
 
   it('loads the rules, evaluates them without error, and has every alert pending', async () => {
     await until(
-      'all twelve alerts pending',
+      'all thirteen alerts pending',
       Date.now() + 10_000,
       async () => {
         const response = (await (await fetch(`${base}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
@@ -373,7 +378,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
     };
     const all = rules.data.groups.flatMap((g) => g.rules);
-    expect(all).toHaveLength(12);
+    expect(all).toHaveLength(13);
     for (const rule of all) expect(rule.health, `${rule.name}: ${rule.lastError}`).toBe('ok');
   });
 

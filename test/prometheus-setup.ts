@@ -36,7 +36,7 @@ declare module 'vitest' {
 }
 
 /** The test files that need the tools (paths relative to the repository root). */
-export const SUITES_NEEDING_TOOLS = ['test/prometheus-promtool.test.ts', 'test/prometheus-server.test.ts'];
+export const SUITES_NEEDING_TOOLS = ['test/prometheus-promtool.test.ts', 'test/prometheus-server.test.ts', 'test/demo-memory-leak.test.ts'];
 
 const TOOLS = ['promtool', 'prometheus'] as const;
 type Tool = (typeof TOOLS)[number];
