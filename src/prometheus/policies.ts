@@ -3,7 +3,9 @@
  * `pipeline.policies` (and unnamed nested pipelines) and recognises each policy
  * by the events and getters it exposes, so any policy that follows Breakwater's
  * event contract is measured, whatever its `kind` (a `fromOpossum` breaker
- * reports exactly like `circuitBreaker`).
+ * reports exactly like `circuitBreaker`). Shared by `breakwater/prometheus` and
+ * `breakwater/opentelemetry`, so both report the same facts; it imports neither
+ * prom-client nor OpenTelemetry.
  */
 import type { Disposer, Event } from '../core/events.ts';
 import type { SettledEvent } from '../core/timing.ts';
@@ -127,6 +129,130 @@ export function unitsOf(root: PipelineLike): Unit[] {
   };
   visit(root);
   return units;
+}
+
+/** Values of the `outcome` label; the first {@link OBSERVED} are observed in the histogram. */
+export const OUTCOMES = ['success', 'failure', 'timeout', 'fallback', 'cancelled', 'rejected'] as const;
+/** Outcomes with a duration observation: all but `rejected`. */
+export const OBSERVED = 5;
+/** Values of the `state` and `to` labels of the circuit metrics. */
+export const STATES = ['closed', 'open', 'half_open', 'isolated'] as const;
+
+/** Values of the `cause` label of `fallbacks_total`: what the fallback covered for. */
+export const CAUSES = ['failure', 'timeout', 'circuit_open', 'bulkhead_full', 'rejected'] as const;
+/** Values of the `kind` label of `chaos_injections_total`. */
+export const CHAOS_KINDS = ['fault', 'latency', 'outcome'] as const;
+
+// Layout of an entry's Float64Array.
+export const CALLS = 0; // 6 outcomes
+export const TRANSITIONS = 6; // 4 target states
+export const BULKHEAD_REJECTIONS = 10;
+export const RETRIES = 11;
+export const BUDGET_EXHAUSTED = 12;
+export const TIMEOUTS = 13;
+export const FALLBACKS = 14; // 5 causes
+export const CIRCUIT_REJECTIONS = 19;
+export const HEDGES = 20;
+export const HEDGE_WINS = 21;
+export const HEDGE_BUDGET_EXHAUSTED = 22;
+export const CHAOS = 23; // 3 kinds
+export const THROTTLED = 26;
+export const LIMIT_DROPS = 27;
+export const RATE_ADMITTED = 28;
+export const RATE_DELAYED = 29;
+export const RATE_REJECTED = 30;
+// Then, per observed outcome and bucket (bounds + 1 of them, not cumulative):
+// the number of observations, and after all of those, the sum of their seconds.
+export const BUCKETS = 31;
+
+
+/** The `cause` of a fallback: the kind of error it replaced, as an index into {@link CAUSES}. @internal */
+export function causeIndex(error: unknown): number {
+  if (typeof error !== 'object' || error === null) return 0;
+  let code: unknown;
+  try {
+    code = (error as { code?: unknown }).code;
+  } catch {
+    return 0; // a hostile object: a failure like any other
+  }
+  switch (code) {
+    case 'ERR_BREAKWATER_TIMEOUT':
+      return 1;
+    case 'ERR_BREAKWATER_BROKEN_CIRCUIT':
+    case 'ERR_BREAKWATER_ISOLATED_CIRCUIT':
+      return 2;
+    case 'ERR_BREAKWATER_BULKHEAD_REJECTED':
+      return 3;
+    default:
+      return typeof code === 'string' && code.startsWith('ERR_BREAKWATER_') ? 4 : 0;
+  }
+}
+
+/** The index of a breaker state in {@link STATES}, or -1. @internal */
+export function stateIndex(state: string): number {
+  switch (state) {
+    case 'closed':
+      return 0;
+    case 'open':
+      return 1;
+    case 'half-open':
+    case 'half_open':
+      return 2;
+    case 'isolated':
+      return 3;
+    default:
+      return -1;
+  }
+}
+
+/**
+ * Subscribes listeners that count `unit`'s policy events into `data` (the
+ * layout above), pushing each disposer to `disposers`. Calls by outcome are
+ * counted by the sink's recorder, not here.
+ * @internal
+ */
+export function countInto(unit: Unit, data: Float64Array, disposers: Disposer[]): void {
+  const add = (index: number) => (): void => {
+    data[index]!++;
+  };
+  for (const breaker of unit.breakers) {
+    on(breaker.onStateChange, (event) => {
+      const i = stateIndex(event.to);
+      if (i >= 0) data[TRANSITIONS + i]!++;
+    }, disposers);
+    if (typeof breaker.onReject === 'function') on(breaker.onReject, add(CIRCUIT_REJECTIONS), disposers);
+  }
+  for (const bulkhead of unit.bulkheads) on(bulkhead.onReject, add(BULKHEAD_REJECTIONS), disposers);
+  for (const retry of unit.retries) {
+    on(retry.onRetry, add(RETRIES), disposers);
+    if (typeof retry.onBudgetExhausted === 'function') on(retry.onBudgetExhausted, add(BUDGET_EXHAUSTED), disposers);
+  }
+  for (const t of unit.timeouts) on(t.onTimeout, add(TIMEOUTS), disposers);
+  for (const f of unit.fallbacks) {
+    on(f.onFallback, (event) => {
+      data[FALLBACKS + causeIndex(event?.error)]!++;
+    }, disposers);
+  }
+  for (const h of unit.hedges) {
+    on(h.onHedge, add(HEDGES), disposers);
+    on(h.onHedgeWon, add(HEDGE_WINS), disposers);
+    on(h.onBudgetExhausted, add(HEDGE_BUDGET_EXHAUSTED), disposers);
+  }
+  for (const c of unit.chaos) {
+    on(c.onInjected, (event) => {
+      const i = CHAOS_KINDS.indexOf(event?.kind as (typeof CHAOS_KINDS)[number]);
+      if (i >= 0) data[CHAOS + i]!++;
+    }, disposers);
+  }
+  for (const t of unit.throttles) on(t.onReject, add(THROTTLED), disposers);
+  for (const l of unit.limits) on(l.onReject, add(LIMIT_DROPS), disposers);
+  for (const r of unit.rateLimiters) {
+    on(r.onAdmit, (event) => {
+      data[RATE_ADMITTED]!++;
+      if ((event?.waitedMs ?? 0) > 0) data[RATE_DELAYED]!++;
+    }, disposers);
+    on(r.onReject, add(RATE_REJECTED), disposers);
+  }
 }
 
 /** Subscribes `listener` and records its disposer. @internal */

@@ -2,8 +2,8 @@ import type { Metric } from 'prom-client';
 import type { Disposer } from '../core/events.ts';
 import { PIPELINE_NAME, Pipeline } from '../core/pipeline.ts';
 import { checkOptions, integer, received, satisfies } from '../core/validate.ts';
-import { Entry, FAMILY_SUFFIXES, Group, groupOf, SLOTS } from './families.ts';
-import { isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
+import { Entry, FAMILY_SUFFIXES, Group, groupOf } from './families.ts';
+import { countInto, isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
 
 /**
  * The part of a prom-client `Registry` the sink uses: pass your service's own
@@ -326,29 +326,7 @@ export class PrometheusMetrics {
         // event object per call); any other pipeline-like reports through onSettled.
         if (unit.pipeline instanceof Pipeline) d.push(unit.pipeline._record(recorder));
         else on(unit.pipeline.onSettled, (event) => recorder.record(event.outcome, event.durationMs), d);
-        for (const breaker of unit.breakers) {
-          on(breaker.onStateChange, entry.transitionListener(), d);
-          if (typeof breaker.onReject === 'function') on(breaker.onReject, entry.counter(SLOTS.CIRCUIT_REJECTIONS), d);
-        }
-        for (const bulkhead of unit.bulkheads) on(bulkhead.onReject, entry.counter(SLOTS.BULKHEAD_REJECTIONS), d);
-        for (const retry of unit.retries) {
-          on(retry.onRetry, entry.counter(SLOTS.RETRIES), d);
-          if (typeof retry.onBudgetExhausted === 'function') on(retry.onBudgetExhausted, entry.counter(SLOTS.BUDGET_EXHAUSTED), d);
-        }
-        for (const t of unit.timeouts) on(t.onTimeout, entry.counter(SLOTS.TIMEOUTS), d);
-        for (const f of unit.fallbacks) on(f.onFallback, entry.fallbackListener(), d);
-        for (const h of unit.hedges) {
-          on(h.onHedge, entry.counter(SLOTS.HEDGES), d);
-          on(h.onHedgeWon, entry.counter(SLOTS.HEDGE_WINS), d);
-          on(h.onBudgetExhausted, entry.counter(SLOTS.HEDGE_BUDGET_EXHAUSTED), d);
-        }
-        for (const c of unit.chaos) on(c.onInjected, entry.chaosListener(), d);
-        for (const t of unit.throttles) on(t.onReject, entry.counter(SLOTS.THROTTLED), d);
-        for (const l of unit.limits) on(l.onReject, entry.counter(SLOTS.LIMIT_DROPS), d);
-        for (const r of unit.rateLimiters) {
-          on(r.onAdmit, entry.admitListener(), d);
-          on(r.onReject, entry.counter(SLOTS.RATE_REJECTED), d);
-        }
+        countInto(unit, entry.data, d);
         const created = entry;
         // A disposed pipeline's series go, however many attachments hold them.
         on(unit.pipeline.onDispose, () => this.#remove(created), d);
