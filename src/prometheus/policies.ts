@@ -9,6 +9,7 @@
  */
 import type { Disposer, Event } from '../core/events.ts';
 import type { SettledEvent } from '../core/timing.ts';
+import { type Check, received } from '../core/validate.ts';
 
 /**
  * What `attach` needs from a pipeline: any `Pipeline` from `pipeline(...)`,
@@ -254,6 +255,41 @@ export function countInto(unit: Unit, data: Float64Array, disposers: Disposer[])
     on(r.onReject, add(RATE_REJECTED), disposers);
   }
 }
+
+/**
+ * Default buckets of the call-duration histograms (`call_duration_seconds`, `breakwater.call.duration`): 5 ms to 10 s, in seconds
+ * (the same as prom-client's defaults).
+ */
+export const DEFAULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]);
+
+const MAX_BUCKETS = 100;
+
+/**
+ * Checks a `buckets` option: upper bounds in seconds of the duration histogram
+ * named `metric`, strictly increasing, and not milliseconds written by habit.
+ * @internal
+ */
+export const checkBuckets = (metric: string): Check => (owner, key, value) => {
+  const rule = `a non-empty array of at most ${MAX_BUCKETS} finite numbers of seconds, greater than 0 and strictly increasing`;
+  if (!Array.isArray(value)) throw new TypeError(`${owner}: option "${key}" must be ${rule}; received ${received(value)}`);
+  let previous = 0;
+  let ok = value.length > 0 && value.length <= MAX_BUCKETS;
+  for (const bound of value) {
+    if (typeof bound !== 'number' || !Number.isFinite(bound) || bound <= previous) ok = false;
+    else previous = bound;
+  }
+  const shown = (): string => (value.length > 12 ? `[${value.slice(0, 12).map(received).join(', ')}, …]` : `[${value.map(received).join(', ')}]`);
+  if (!ok) throw new RangeError(`${owner}: option "${key}" must be ${rule}; received ${shown()}`);
+  // The unit is seconds: buckets from 10 to 1,000 and more are milliseconds written by habit.
+  if ((value[0] as number) >= 10 && previous >= 1_000) {
+    throw new RangeError(
+      `${owner}: option "${key}" looks like milliseconds, but the buckets of ${metric} are in seconds: ` +
+        `write [${value.slice(0, 4).map((b) => (b as number) / 1000).join(', ')}${value.length > 4 ? ', …' : ''}]; received ${shown()}`,
+    );
+  }
+};
 
 /** Subscribes `listener` and records its disposer. @internal */
 export function on<E>(event: Event<E>, listener: (event: E) => void, disposers: Disposer[]): void {

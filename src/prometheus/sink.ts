@@ -1,9 +1,9 @@
 import type { Metric } from 'prom-client';
 import type { Disposer } from '../core/events.ts';
 import { PIPELINE_NAME, Pipeline } from '../core/pipeline.ts';
-import { checkOptions, integer, received, satisfies } from '../core/validate.ts';
+import { type Check, checkOptions, integer, received, satisfies } from '../core/validate.ts';
 import { Entry, FAMILY_SUFFIXES, Group, groupOf } from './families.ts';
-import { countInto, isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
+import { checkBuckets, countInto, DEFAULT_BUCKETS_SECONDS, isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
 
 /**
  * The part of a prom-client `Registry` the sink uses: pass your service's own
@@ -47,42 +47,16 @@ export interface PrometheusMetricsOptions {
   readonly maxPipelines?: number;
 }
 
-/**
- * Default buckets of `call_duration_seconds`: 5 ms to 10 s, in seconds
- * (the same as prom-client's defaults).
- */
-export const DEFAULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-]);
+
+export { DEFAULT_BUCKETS_SECONDS };
 
 const METRIC_PREFIX = /^(?:[A-Za-z_:][A-Za-z0-9_:]*)?$/;
 const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const RESERVED_LABELS = new Set(['pipeline', 'outcome', 'state', 'to', 'le', 'cause', 'kind']);
-const MAX_BUCKETS = 100;
 
 function isRegistry(value: unknown): boolean {
   const v = value as Record<string, unknown> | null;
   return typeof v === 'object' && v !== null && typeof v.registerMetric === 'function' && typeof v.getSingleMetric === 'function';
-}
-
-function checkBuckets(owner: string, key: string, value: unknown): void {
-  const rule = `a non-empty array of at most ${MAX_BUCKETS} finite numbers of seconds, greater than 0 and strictly increasing`;
-  if (!Array.isArray(value)) throw new TypeError(`${owner}: option "${key}" must be ${rule}; received ${received(value)}`);
-  let previous = 0;
-  let ok = value.length > 0 && value.length <= MAX_BUCKETS;
-  for (const bound of value) {
-    if (typeof bound !== 'number' || !Number.isFinite(bound) || bound <= previous) ok = false;
-    else previous = bound;
-  }
-  const shown = (): string => (value.length > 12 ? `[${value.slice(0, 12).map(received).join(', ')}, …]` : `[${value.map(received).join(', ')}]`);
-  if (!ok) throw new RangeError(`${owner}: option "${key}" must be ${rule}; received ${shown()}`);
-  // The unit is in the metric's name (_seconds): buckets from 10 to 1,000 and more are milliseconds written by habit.
-  if ((value[0] as number) >= 10 && previous >= 1_000) {
-    throw new RangeError(
-      `${owner}: option "${key}" looks like milliseconds, but the buckets of call_duration_seconds are in seconds: ` +
-        `write [${value.slice(0, 4).map((b) => (b as number) / 1000).join(', ')}${value.length > 4 ? ', …' : ''}]; received ${shown()}`,
-    );
-  }
 }
 
 function checkLabels(owner: string, key: string, value: unknown): void {
@@ -377,7 +351,7 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): Prometheus
         'a metric-name prefix: letters, digits, _ and :, not starting with a digit',
         (v) => typeof v === 'string' && METRIC_PREFIX.test(v),
       ),
-      buckets: checkBuckets,
+      buckets: checkBuckets('call_duration_seconds'),
       labels: checkLabels,
       maxPipelines: integer(1, 100_000),
     },

@@ -1,0 +1,277 @@
+/**
+ * breakwater/opentelemetry's metrics, read back through the real OpenTelemetry
+ * SDK (sdk-metrics with an in-memory exporter): every instrument, its unit and
+ * attributes, the same facts as the Prometheus sink, option checks, and
+ * detaching that leaves nothing behind.
+ */
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  adaptiveLimit,
+  aimd,
+  bulkhead,
+  circuitBreaker,
+  constant,
+  fallback,
+  hedge,
+  pipeline,
+  rateLimiter,
+  retry,
+  retryBudget,
+  throttle,
+  timeout,
+} from '../src/index.ts';
+import { chaos } from '../src/chaos/index.ts';
+import { openTelemetry } from '../src/opentelemetry/index.ts';
+import { INSTRUMENTS } from '../src/opentelemetry/instruments.ts';
+import { prometheusMetrics } from '../src/prometheus/index.ts';
+import { FakeClock } from '../src/testing/index.ts';
+import { delayed, never, track } from './helpers.ts';
+import { type Point, sdkMeter, select, value } from './opentelemetry-helpers.ts';
+import { type Sample, scrape } from './prometheus-helpers.ts';
+
+const sdks: { shutdown(): Promise<void> }[] = [];
+function meter() {
+  const sdk = sdkMeter();
+  sdks.push(sdk);
+  return sdk;
+}
+afterEach(async () => {
+  await Promise.all(sdks.splice(0).map((s) => s.shutdown()));
+});
+
+/** Pipelines with every policy, and a workload that makes every instrument count something. */
+async function busy(attach: (...p: Parameters<ReturnType<typeof openTelemetry>['attach']>) => void): Promise<void> {
+  const clock = new FakeClock();
+  const auth = pipeline(
+    { name: 'auth', clock },
+    fallback({ value: 'guest', handle: (e) => (e as Error).message === 'use fallback' }),
+    bulkhead({ maxConcurrent: 1, maxQueue: 0, clock }),
+    retry({ maxAttempts: 2, backoff: constant({ ms: 1 }), clock }),
+    circuitBreaker({ clock, minimumCalls: 5, halfOpenAfterMs: 1_000 }),
+    timeout({ ms: 50, clock }),
+  );
+  const payments = pipeline(
+    { name: 'payments-db', clock },
+    retry({ maxAttempts: 3, backoff: constant({ ms: 1 }), budget: retryBudget({ ratio: 0, minPerSecond: 0, clock }), clock }),
+    timeout({ ms: 5, clock }),
+  );
+  const search = pipeline(
+    { name: 'search', clock },
+    rateLimiter({ ratePerSecond: 1_000, burst: 1, maxQueue: 1, clock }),
+    throttle({ clock }),
+    adaptiveLimit({ algorithm: aimd(), maxQueue: 10, clock }),
+    hedge({ delayMs: 5, maxExtraLoad: 1, clock }),
+    chaos({ kind: 'latency', ms: 1, injectionRate: 1, enabled: true, clock }),
+  );
+  attach(auth, payments, search);
+  const controller = new AbortController();
+  const calls = [track(auth.execute(({ signal }) => delayed(clock, 10, 'ok', signal))), track(auth.execute(() => 'never runs'))];
+  await clock.advance(10);
+  calls.push(track(auth.execute(() => Promise.reject(new Error('use fallback')))));
+  calls.push(track(auth.execute(() => never(), { signal: controller.signal })));
+  controller.abort(new Error('caller left'));
+  await clock.advance(10);
+  calls.push(track(auth.execute(() => never())));
+  await clock.advance(200);
+  for (let i = 0; i < 3; i++) {
+    calls.push(track(auth.execute(() => Promise.reject(new Error('down')))));
+    await clock.advance(10);
+  }
+  calls.push(track(auth.execute(() => 'short-circuited')));
+  calls.push(track(payments.execute(() => never())));
+  calls.push(track(payments.execute(() => 'ok')));
+  calls.push(track(payments.execute(() => Promise.reject(new Error('db down')))));
+  calls.push(track(search.execute(({ attempt }) => delayed(clock, attempt === 1 ? 50 : 1, 'hedged'))));
+  calls.push(track(search.execute(({ signal }) => delayed(clock, 20, 'no budget', signal))));
+  calls.push(track(search.execute(() => 'queued for a token')));
+  await clock.advance(100);
+  expect(calls.every((c) => c.status !== 'pending')).toBe(true);
+}
+
+/** The OpenTelemetry name and attributes that carry a Prometheus sample's fact. */
+const LABEL_TO_ATTRIBUTE: Record<string, string> = {
+  pipeline: 'breakwater.pipeline',
+  outcome: 'breakwater.outcome',
+  state: 'breakwater.circuit.state',
+  to: 'breakwater.circuit.state',
+  cause: 'breakwater.fallback.cause',
+  kind: 'breakwater.chaos.kind',
+};
+const BY_PROMETHEUS = new Map<string, string>(INSTRUMENTS.map((i) => [`breakwater_${i.prometheus}`, i.name]));
+
+function attributesOf(sample: Sample): Record<string, string> {
+  return Object.fromEntries(Object.entries(sample.labels).filter(([k]) => k !== 'le').map(([k, v]) => [LABEL_TO_ATTRIBUTE[k] ?? k, v]));
+}
+
+/** Checks that every Prometheus sample has its OpenTelemetry point with the same value, and the other way round. */
+export function expectSameFacts(samples: readonly Sample[], points: readonly Point[]): void {
+  const matched = new Set<Point>();
+  for (const sample of samples) {
+    const histogram = /^(breakwater_call_duration_seconds)_(bucket|sum|count)$/.exec(sample.name);
+    const name = BY_PROMETHEUS.get(histogram ? histogram[1]! : sample.name);
+    expect(name, sample.name).toBeDefined();
+    const found = select(points, name!, attributesOf(sample)).filter((p) => Object.keys(p.attributes).length === Object.keys(attributesOf(sample)).length);
+    if (histogram) {
+      // Prometheus starts the series of every outcome at 0; the SDK has a point once something was recorded.
+      if (found.length === 0) {
+        expect(sample.value, `${sample.name} ${JSON.stringify(sample.labels)}`).toBe(0);
+        continue;
+      }
+      const h = found[0]!.histogram!;
+      matched.add(found[0]!);
+      if (histogram[2] === 'count') expect(h.count).toBe(sample.value);
+      else if (histogram[2] === 'sum') expect(h.sum).toBeCloseTo(sample.value, 9);
+      else {
+        const le = sample.labels.le === '+Inf' ? Infinity : Number(sample.labels.le);
+        const cumulative = h.counts.filter((_, i) => (i < h.boundaries.length ? h.boundaries[i]! : Infinity) <= le).reduce((a, b) => a + b, 0);
+        expect(cumulative, `${sample.name} le=${sample.labels.le}`).toBe(sample.value);
+      }
+      continue;
+    }
+    expect(found.length, `${name} ${JSON.stringify(attributesOf(sample))}`).toBe(1);
+    expect(found[0]!.value, `${name} ${JSON.stringify(attributesOf(sample))}`).toBe(sample.value);
+    matched.add(found[0]!);
+  }
+  expect(points.filter((p) => !matched.has(p)).map((p) => `${p.name} ${JSON.stringify(p.attributes)}`)).toEqual([]);
+}
+
+describe('openTelemetry metrics', () => {
+  it('carry the same facts as the Prometheus sink, for every policy', async () => {
+    const sdk = meter();
+    const registry = new Registry();
+    await busy((...pipelines) => {
+      openTelemetry({ meterProvider: sdk.meterProvider, attributes: { region: 'eu-1' } }).attach(...pipelines);
+      prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(...pipelines);
+    });
+    const points = await sdk.collect();
+    const samples = await scrape(registry);
+    // Every instrument reported something, and every fact of the exposition is there.
+    for (const { name } of INSTRUMENTS) expect(points.some((p) => p.name === name), name).toBe(true);
+    expectSameFacts(samples, points);
+  });
+
+  it('use OpenTelemetry kinds and units: monotonic sums for counts, gauges for states, non-monotonic sums for occupancy, seconds for durations', async () => {
+    const sdk = meter();
+    await busy((...p) => openTelemetry({ meterProvider: sdk.meterProvider }).attach(...p));
+    const points = await sdk.collect();
+    for (const spec of INSTRUMENTS) {
+      const point = points.find((p) => p.name === spec.name)!;
+      expect(point.unit, spec.name).toBe(spec.unit);
+      if (spec.kind === 'counter') expect([point.type, point.monotonic], spec.name).toEqual(['sum', true]);
+      else if (spec.kind === 'updowncounter') expect([point.type, point.monotonic], spec.name).toEqual(['sum', false]);
+      else expect(point.type, spec.name).toBe(spec.kind);
+    }
+    expect(select(points, 'breakwater.call.duration')[0]!.histogram!.boundaries).toEqual([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+  });
+
+  it('count calls by outcome, record their durations in seconds and read the breaker state when collected', async () => {
+    const sdk = meter();
+    const clock = new FakeClock();
+    const breaker = circuitBreaker({ clock, minimumCalls: 2, failureRateThreshold: 0.5, halfOpenAfterMs: 1_000 });
+    const db = pipeline({ name: 'db', clock }, breaker);
+    openTelemetry({ meterProvider: sdk.meterProvider, buckets: [0.1, 1] }).attach(db);
+    const slow = db.execute(() => delayed(clock, 200, 'ok'));
+    await clock.advance(200);
+    await slow;
+    await db.execute(() => Promise.reject(new Error('down'))).catch(() => {}); // 1 of 2 failed: the breaker opens
+    await db.execute(() => 1).catch(() => {}); // refused: open
+    let points = await sdk.collect();
+    const at = (outcome: string) => ({ 'breakwater.pipeline': 'db', 'breakwater.outcome': outcome });
+    expect(value(points, 'breakwater.calls', at('success'))).toBe(1);
+    expect(value(points, 'breakwater.calls', at('failure'))).toBe(1);
+    expect(value(points, 'breakwater.calls', at('rejected'))).toBe(1);
+    const success = select(points, 'breakwater.call.duration', at('success'))[0]!.histogram!;
+    expect(success).toMatchObject({ count: 1, boundaries: [0.1, 1], counts: [0, 1, 0] });
+    expect(success.sum).toBeCloseTo(0.2, 12);
+    expect(select(points, 'breakwater.call.duration', at('rejected'))).toEqual([]);
+    const state = () => Object.fromEntries(select(points, 'breakwater.circuit.state').map((p) => [p.attributes['breakwater.circuit.state'], p.value]));
+    expect(state()).toEqual({ closed: 0, open: 1, half_open: 0, isolated: 0 });
+    await clock.advance(1_000); // no call: the state is read lazily at collection
+    points = await sdk.collect();
+    expect(state()).toEqual({ closed: 0, open: 0, half_open: 1, isolated: 0 });
+    expect(value(points, 'breakwater.circuit.transitions', { 'breakwater.circuit.state': 'half_open' })).toBe(1);
+  });
+
+  it('report nested named pipelines under their own names', async () => {
+    const sdk = meter();
+    const host = pipeline({ name: 'auth-host' }, circuitBreaker());
+    openTelemetry({ meterProvider: sdk.meterProvider }).attach(pipeline({ name: 'auth' }, retry({ maxAttempts: 1 }), host));
+    const points = await sdk.collect();
+    expect(select(points, 'breakwater.circuit.state', { 'breakwater.pipeline': 'auth-host' })).toHaveLength(4);
+    expect(select(points, 'breakwater.circuit.state', { 'breakwater.pipeline': 'auth' })).toHaveLength(0);
+    expect(select(points, 'breakwater.retries', { 'breakwater.pipeline': 'auth' })).toHaveLength(1);
+  });
+
+  it('stop timing calls and listening to the policies once detached, and stop reporting the pipeline', async () => {
+    const sdk = meter();
+    const clock = new FakeClock();
+    let reads = 0;
+    const reading = { now: () => (reads++, clock.now()), schedule: clock.schedule.bind(clock), cancel: clock.cancel.bind(clock) };
+    const b = bulkhead({ maxConcurrent: 1, maxQueue: 0 });
+    const p = pipeline({ name: 'api', clock: reading }, b);
+    const sink = openTelemetry({ meterProvider: sdk.meterProvider });
+    const detach = sink.attach(p);
+    await p.execute(() => 1);
+    expect(reads).toBe(2); // the pipeline timed the call: start and end
+    expect(value(await sdk.collect(), 'breakwater.calls', { 'breakwater.outcome': 'success' })).toBe(1);
+    detach();
+    detach(); // a second call does nothing
+    reads = 0;
+    await p.execute(() => 1);
+    expect(reads).toBe(0); // unobserved again: not timed at all
+    // The call after detaching is not counted. (With cumulative temporality the SDK
+    // keeps exporting the last values of points no longer observed.)
+    expect(value(await sdk.collect(), 'breakwater.calls', { 'breakwater.outcome': 'success' })).toBe(1);
+  });
+
+  it('drop a disposed pipeline, and let a new pipeline of that name be attached', async () => {
+    const sdk = meter();
+    const sink = openTelemetry({ meterProvider: sdk.meterProvider });
+    const first = pipeline({ name: 'api' }, bulkhead({ maxConcurrent: 2 }));
+    sink.attach(first);
+    expect(() => sink.attach(pipeline({ name: 'api' }))).toThrow(/another pipeline named "api" is already reported by this sink/);
+    first.dispose();
+    expect(select(await sdk.collect(), 'breakwater.bulkhead.active')).toEqual([]);
+    sink.attach(pipeline({ name: 'api' }, bulkhead({ maxConcurrent: 3 })));
+    expect(select(await sdk.collect(), 'breakwater.bulkhead.active')).toHaveLength(1);
+    sink.dispose();
+    expect(() => sink.attach(pipeline({ name: 'other' }))).toThrow(/was disposed/);
+  });
+
+  it('refuse what they cannot report, before subscribing anything', async () => {
+    const sdk = meter();
+    const sink = openTelemetry({ meterProvider: sdk.meterProvider, maxPipelines: 2 });
+    expect(() => sink.attach()).toThrow(/expected at least one pipeline/);
+    expect(() => sink.attach({} as never)).toThrow(/argument 1 must be a pipeline created with pipeline\(\); received/);
+    expect(() => sink.attach(pipeline(retry()))).toThrow(/without a name/);
+    expect(() => sink.attach(pipeline({ name: 'x' }, circuitBreaker(), circuitBreaker()))).toThrow(/2 circuit breakers/);
+    const ok = pipeline({ name: 'a' });
+    expect(() => sink.attach(ok, pipeline({ name: 'b' }), pipeline({ name: 'c' }))).toThrow(RangeError);
+    expect((await sdk.collect()).filter((p) => p.name === 'breakwater.calls')).toEqual([]); // nothing of the refused attach
+    sink.attach(ok, ok); // one pipeline twice counts once
+    sink.attach(pipeline({ name: 'b' }));
+    expect(() => sink.attach(pipeline({ name: 'c' }))).toThrow(/over maxPipelines \(2\)/);
+  });
+});
+
+describe('openTelemetry options', () => {
+  it('name the option, the rule and the value received', () => {
+    expect(() => openTelemetry({ meterProvider: {} as never })).toThrow(/openTelemetry: option "meterProvider" must be an OpenTelemetry MeterProvider .*; received/);
+    expect(() => openTelemetry({ traces: 'yes' as never })).toThrow(/option "traces"/);
+    expect(() => openTelemetry({ buckets: [1, 0.5] })).toThrow(/option "buckets" must be a non-empty array .* strictly increasing; received \[1, 0.5\]/);
+    expect(() => openTelemetry({ buckets: [10, 100, 1000] })).toThrow(/looks like milliseconds, but the buckets of breakwater.call.duration are in seconds/);
+    expect(() => openTelemetry({ attributes: { 'breakwater.pipeline': 'x' } })).toThrow(/cannot set the attribute "breakwater.pipeline"/);
+    expect(() => openTelemetry({ attributes: { region: 1 as never } })).toThrow(/the value of attribute "region" must be a string; received 1/);
+    expect(() => openTelemetry({ maxPipelines: 0 })).toThrow(/option "maxPipelines"/);
+    expect(() => openTelemetry({ prefix: 'x' } as never)).toThrow(/unknown option "prefix"; known options are meterProvider, traces, attributes, buckets, maxPipelines/);
+  });
+
+  it('use the global MeterProvider when none is given (a no-op one until an SDK is registered)', async () => {
+    const p = pipeline({ name: 'global' }, retry({ maxAttempts: 1 }));
+    const sink = openTelemetry();
+    sink.attach(p);
+    await expect(p.execute(() => 'ok')).resolves.toBe('ok');
+    sink.dispose();
+  });
+});
