@@ -133,6 +133,25 @@ describe('openTelemetry span events', () => {
     }
   });
 
+  it('run a queued call, and refuse it when its queue wait expires, under its own caller span', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ name: 'pool', clock }, bulkhead({ maxConcurrent: 1, maxQueue: 2, queueTimeoutMs: 50, clock }));
+    openTelemetry({ meterProvider: sdk.meterProvider }).attach(p);
+    const active = () => (trace.getActiveSpan() as unknown as ReadableSpan | undefined)?.name;
+    const ran: (string | undefined)[] = [];
+    const a = track(inSpan('holder', () => p.execute(() => delayed(clock, 10, 'a'))));
+    const b = track(inSpan('queued', () => p.execute(() => (ran.push(active()), 'b'))));
+    await clock.advance(10); // the holder releases its slot: the queued call starts
+    expect([await a.promise, await b.promise, ran]).toEqual(['a', 'b', ['queued']]);
+    const c = track(inSpan('holder-2', () => p.execute(() => delayed(clock, 100, 'c'))));
+    const d = track(inSpan('expires', () => p.execute(() => 'never runs').catch((e: Error) => e.name)));
+    await clock.advance(100);
+    expect([await c.promise, await d.promise]).toEqual(['c', 'BulkheadRejectedError']);
+    expect(events('expires').map(([name]) => name)).toEqual(['breakwater.bulkhead.rejected', 'breakwater.call']);
+    expect(events('expires')[0]![1]).toEqual({ 'breakwater.pipeline': 'pool', 'breakwater.bulkhead.reason': 'queue-timeout' });
+    expect(events('holder-2').map(([name]) => name)).toEqual(['breakwater.call']);
+  });
+
   it('add nothing without an active span, or with traces off', async () => {
     const p = pipeline({ name: 'quiet' }, retry({ maxAttempts: 2, backoff: constant({ ms: 0 }) }));
     openTelemetry({ meterProvider: sdk.meterProvider }).attach(p);
