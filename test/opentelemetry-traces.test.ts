@@ -8,7 +8,7 @@ import { type Attributes, context, type Span, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { bulkhead, circuitBreaker, constant, fallback, hedge, pipeline, retry, timeout } from '../src/index.ts';
+import { bulkhead, circuitBreaker, constant, fallback, hedge, pipeline, rateLimiter, retry, timeout } from '../src/index.ts';
 import { openTelemetry } from '../src/opentelemetry/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { delayed, never, track } from './helpers.ts';
@@ -150,6 +150,22 @@ describe('openTelemetry span events', () => {
     expect(events('expires').map(([name]) => name)).toEqual(['breakwater.bulkhead.rejected', 'breakwater.call']);
     expect(events('expires')[0]![1]).toEqual({ 'breakwater.pipeline': 'pool', 'breakwater.bulkhead.reason': 'queue-timeout' });
     expect(events('holder-2').map(([name]) => name)).toEqual(['breakwater.call']);
+  });
+
+  it('let a call that waited for a rate-limiter token go on under its own caller span, with the wait on it', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ name: 'quota', clock }, rateLimiter({ ratePerSecond: 10, burst: 1, maxQueue: 5, clock }));
+    openTelemetry({ meterProvider: sdk.meterProvider }).attach(p);
+    const ran: (string | undefined)[] = [];
+    const work = () => (ran.push((trace.getActiveSpan() as unknown as ReadableSpan | undefined)?.name), 'ok');
+    const first = track(inSpan('first', () => p.execute(work)));
+    const waits = track(inSpan('waits', () => p.execute(work))); // the limiter's timer is armed here
+    const waitsLonger = track(inSpan('waits-longer', () => p.execute(work)));
+    await clock.advance(200);
+    await Promise.all([first.promise, waits.promise, waitsLonger.promise]);
+    expect(ran).toEqual(['first', 'waits', 'waits-longer']);
+    expect(events('waits-longer')[0]).toEqual(['breakwater.rate_limit.delayed', { 'breakwater.pipeline': 'quota', 'breakwater.rate_limit.waited_ms': 200 }]);
+    expect(events('first').map(([name]) => name)).toEqual(['breakwater.call']);
   });
 
   it('add nothing without an active span, or with traces off', async () => {
