@@ -27,8 +27,8 @@ import { INSTRUMENTS } from '../src/opentelemetry/instruments.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { delayed, never, track } from './helpers.ts';
-import { type Point, sdkMeter, select, value } from './opentelemetry-helpers.ts';
-import { type Sample, scrape } from './prometheus-helpers.ts';
+import { expectSameFacts, sdkMeter, select, value } from './opentelemetry-helpers.ts';
+import { scrape } from './prometheus-helpers.ts';
 
 const sdks: { shutdown(): Promise<void> }[] = [];
 function meter() {
@@ -87,53 +87,6 @@ async function busy(attach: (...p: Parameters<ReturnType<typeof openTelemetry>['
   calls.push(track(search.execute(() => 'queued for a token')));
   await clock.advance(100);
   expect(calls.every((c) => c.status !== 'pending')).toBe(true);
-}
-
-/** The OpenTelemetry name and attributes that carry a Prometheus sample's fact. */
-const LABEL_TO_ATTRIBUTE: Record<string, string> = {
-  pipeline: 'breakwater.pipeline',
-  outcome: 'breakwater.outcome',
-  state: 'breakwater.circuit.state',
-  to: 'breakwater.circuit.state',
-  cause: 'breakwater.fallback.cause',
-  kind: 'breakwater.chaos.kind',
-};
-const BY_PROMETHEUS = new Map<string, string>(INSTRUMENTS.map((i) => [`breakwater_${i.prometheus}`, i.name]));
-
-function attributesOf(sample: Sample): Record<string, string> {
-  return Object.fromEntries(Object.entries(sample.labels).filter(([k]) => k !== 'le').map(([k, v]) => [LABEL_TO_ATTRIBUTE[k] ?? k, v]));
-}
-
-/** Checks that every Prometheus sample has its OpenTelemetry point with the same value, and the other way round. */
-export function expectSameFacts(samples: readonly Sample[], points: readonly Point[]): void {
-  const matched = new Set<Point>();
-  for (const sample of samples) {
-    const histogram = /^(breakwater_call_duration_seconds)_(bucket|sum|count)$/.exec(sample.name);
-    const name = BY_PROMETHEUS.get(histogram ? histogram[1]! : sample.name);
-    expect(name, sample.name).toBeDefined();
-    const found = select(points, name!, attributesOf(sample)).filter((p) => Object.keys(p.attributes).length === Object.keys(attributesOf(sample)).length);
-    if (histogram) {
-      // Prometheus starts the series of every outcome at 0; the SDK has a point once something was recorded.
-      if (found.length === 0) {
-        expect(sample.value, `${sample.name} ${JSON.stringify(sample.labels)}`).toBe(0);
-        continue;
-      }
-      const h = found[0]!.histogram!;
-      matched.add(found[0]!);
-      if (histogram[2] === 'count') expect(h.count).toBe(sample.value);
-      else if (histogram[2] === 'sum') expect(h.sum).toBeCloseTo(sample.value, 9);
-      else {
-        const le = sample.labels.le === '+Inf' ? Infinity : Number(sample.labels.le);
-        const cumulative = h.counts.filter((_, i) => (i < h.boundaries.length ? h.boundaries[i]! : Infinity) <= le).reduce((a, b) => a + b, 0);
-        expect(cumulative, `${sample.name} le=${sample.labels.le}`).toBe(sample.value);
-      }
-      continue;
-    }
-    expect(found.length, `${name} ${JSON.stringify(attributesOf(sample))}`).toBe(1);
-    expect(found[0]!.value, `${name} ${JSON.stringify(attributesOf(sample))}`).toBe(sample.value);
-    matched.add(found[0]!);
-  }
-  expect(points.filter((p) => !matched.has(p)).map((p) => `${p.name} ${JSON.stringify(p.attributes)}`)).toEqual([]);
 }
 
 describe('openTelemetry metrics', () => {
