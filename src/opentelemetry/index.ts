@@ -17,5 +17,5 @@
  * ```
  * @packageDocumentation
  */
-export { type OpenTelemetryMetrics, openTelemetry, type OpenTelemetryOptions } from './sink.ts';
+export { type OpenTelemetrySink, openTelemetry, type OpenTelemetryOptions } from './sink.ts';
 export { DEFAULT_BUCKETS_SECONDS, type PipelineLike } from '../prometheus/policies.ts';

@@ -68,9 +68,9 @@ function checkAttributes(owner: string, key: string, value: unknown): void {
 /**
  * An OpenTelemetry sink: metrics through a `MeterProvider`, and span events on
  * the caller's active span. Create it with {@link openTelemetry}, then
- * {@link OpenTelemetryMetrics.attach} each pipeline.
+ * {@link OpenTelemetrySink.attach} each pipeline.
  */
-export class OpenTelemetryMetrics {
+export class OpenTelemetrySink {
   /** The constant attributes of this sink's metric points. */
   readonly attributes: Readonly<Record<string, string>>;
   /** True when this sink adds span events. */
@@ -222,7 +222,7 @@ export class OpenTelemetryMetrics {
  * Counters and gauges are read when the SDK collects; each call adds to plain
  * numbers and records its duration in one histogram.
  */
-export function openTelemetry(options?: OpenTelemetryOptions): OpenTelemetryMetrics {
+export function openTelemetry(options?: OpenTelemetryOptions): OpenTelemetrySink {
   const checked = checkOptions<OpenTelemetryOptions>(OWNER, options, {
     meterProvider: satisfies('an OpenTelemetry MeterProvider (an object with a getMeter function)', isMeterProvider),
     traces: bool,
@@ -230,7 +230,7 @@ export function openTelemetry(options?: OpenTelemetryOptions): OpenTelemetryMetr
     buckets: checkBuckets('breakwater.call.duration'),
     maxPipelines: integer(1, 100_000),
   });
-  return new OpenTelemetryMetrics(
+  return new OpenTelemetrySink(
     checked.meterProvider ?? metrics.getMeterProvider(),
     checked.traces ?? true,
     Object.freeze({ ...(checked.attributes ?? {}) }),

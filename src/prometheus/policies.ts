@@ -16,10 +16,15 @@ import { type Check, received } from '../core/validate.ts';
  * including one from another copy of Breakwater.
  */
 export interface PipelineLike {
+  /** Always `'pipeline'`. */
   readonly kind: string;
+  /** The pipeline's name: the `pipeline` label, the `breakwater.pipeline` attribute. */
   readonly name: string | undefined;
+  /** Its policies, outermost first; named pipelines among them are reported under their own names. */
   readonly policies: readonly unknown[];
+  /** Each call's outcome and duration. */
   readonly onSettled: Event<SettledEvent>;
+  /** Fires when the pipeline is disposed: its series go. */
   readonly onDispose: Event<void>;
 }
 
