@@ -64,7 +64,7 @@ class QueuedCall<T> {
    * slot, or is refused from the queue timer, and goes on in this context rather
    * than theirs (AsyncLocalStorage, and so an OpenTelemetry span, stays its caller's).
    */
-  readonly context = new AsyncResource('breakwater.bulkhead');
+  readonly context = new AsyncResource('breakwater.bulkhead', { requireManualDestroy: true });
 
   constructor(owner: BulkheadPolicy, chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number) {
     this.owner = owner;

@@ -292,7 +292,7 @@ class HedgedCall<T> {
       if (signal.aborted) return; // the attempts see it through their own signals
       watchAbort((this.#watching = signal), this);
     }
-    this.#context ??= new AsyncResource('breakwater.hedge');
+    this.#context ??= new AsyncResource('breakwater.hedge', { requireManualDestroy: true });
     this.#pending = this.#policy.timers.add(this as HedgedCall<unknown>, now, delayMs);
   }
 

@@ -58,7 +58,7 @@ class Waiter<T> {
    * which runs in the context of whichever call armed it, so it resumes in this
    * one instead (AsyncLocalStorage, and so an OpenTelemetry span, stays its caller's).
    */
-  readonly context = new AsyncResource('breakwater.rate-limiter');
+  readonly context = new AsyncResource('breakwater.rate-limiter', { requireManualDestroy: true });
 
   constructor(owner: RateLimiterPolicy, chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number, now: number) {
     this.#owner = owner;

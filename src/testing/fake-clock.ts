@@ -53,7 +53,7 @@ export class FakeClock implements Clock {
   schedule(callback: () => void, delayMs: number): TimerHandle {
     const delay = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
     const id = ++this.#seq;
-    this.#timers.set(id, { id, at: this.#now + delay, callback, context: new AsyncResource('FakeClockTimer'), keepAlive: true });
+    this.#timers.set(id, { id, at: this.#now + delay, callback, context: new AsyncResource('FakeClockTimer', { requireManualDestroy: true }), keepAlive: true });
     return id;
   }
 
