@@ -4,6 +4,7 @@
  * attributes, the same facts as the Prometheus sink, option checks, and
  * detaching that leaves nothing behind.
  */
+import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -24,6 +25,7 @@ import {
 import { chaos } from '../src/chaos/index.ts';
 import { openTelemetry } from '../src/opentelemetry/index.ts';
 import { INSTRUMENTS } from '../src/opentelemetry/instruments.ts';
+import { SPAN_EVENTS } from '../src/opentelemetry/spans.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { delayed, never, track } from './helpers.ts';
@@ -226,5 +228,20 @@ describe('openTelemetry options', () => {
     sink.attach(p);
     await expect(p.execute(() => 'ok')).resolves.toBe('ok');
     sink.dispose();
+  });
+});
+
+describe('the OpenTelemetry reference', () => {
+  const doc = readFileSync(new URL('../docs/reference/opentelemetry.md', import.meta.url), 'utf8');
+  const kinds = { counter: 'ObservableCounter', gauge: 'ObservableGauge', updowncounter: 'ObservableUpDownCounter', histogram: 'Histogram' };
+
+  it('lists every instrument with its kind, unit and Prometheus family, in order', () => {
+    const rows = [...doc.matchAll(/^\| `(breakwater\.[a-z_.]+)` \| (\w+) \| `([^`]+)` \| [^|]+ \| `breakwater_([a-z_]+)`/gm)].map((m) => m.slice(1, 5));
+    expect(rows).toEqual(INSTRUMENTS.map((i) => [i.name, kinds[i.kind], i.unit, i.prometheus]));
+  });
+
+  it('lists every span event', () => {
+    const events = [...doc.matchAll(/^\| `(breakwater\.[a-z_.]+)` \| [a-z]/gm)].map((m) => m[1]);
+    expect(new Set(events)).toEqual(new Set(SPAN_EVENTS));
   });
 });
