@@ -5,30 +5,18 @@
  * detaching that leaves nothing behind.
  */
 import { readFileSync } from 'node:fs';
+import CircuitBreaker from 'opossum';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  adaptiveLimit,
-  aimd,
-  bulkhead,
-  circuitBreaker,
-  constant,
-  fallback,
-  hedge,
-  pipeline,
-  rateLimiter,
-  retry,
-  retryBudget,
-  throttle,
-  timeout,
-} from '../src/index.ts';
-import { chaos } from '../src/chaos/index.ts';
+import { bulkhead, circuitBreaker, pipeline, retry } from '../src/index.ts';
+import { fromOpossum, runWork } from '../src/opossum/index.ts';
 import { openTelemetry } from '../src/opentelemetry/index.ts';
 import { INSTRUMENTS } from '../src/opentelemetry/instruments.ts';
 import { SPAN_EVENTS } from '../src/opentelemetry/spans.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
-import { delayed, never, track } from './helpers.ts';
+import { busyWorkload } from './busy-workload.ts';
+import { delayed } from './helpers.ts';
 import { expectSameFacts, sdkMeter, select, value } from './opentelemetry-helpers.ts';
 import { scrape } from './prometheus-helpers.ts';
 
@@ -42,60 +30,11 @@ afterEach(async () => {
   await Promise.all(sdks.splice(0).map((s) => s.shutdown()));
 });
 
-/** Pipelines with every policy, and a workload that makes every instrument count something. */
-async function busy(attach: (...p: Parameters<ReturnType<typeof openTelemetry>['attach']>) => void): Promise<void> {
-  const clock = new FakeClock();
-  const auth = pipeline(
-    { name: 'auth', clock },
-    fallback({ value: 'guest', handle: (e) => (e as Error).message === 'use fallback' }),
-    bulkhead({ maxConcurrent: 1, maxQueue: 0, clock }),
-    retry({ maxAttempts: 2, backoff: constant({ ms: 1 }), clock }),
-    circuitBreaker({ clock, minimumCalls: 5, halfOpenAfterMs: 1_000 }),
-    timeout({ ms: 50, clock }),
-  );
-  const payments = pipeline(
-    { name: 'payments-db', clock },
-    retry({ maxAttempts: 3, backoff: constant({ ms: 1 }), budget: retryBudget({ ratio: 0, minPerSecond: 0, clock }), clock }),
-    timeout({ ms: 5, clock }),
-  );
-  const search = pipeline(
-    { name: 'search', clock },
-    rateLimiter({ ratePerSecond: 1_000, burst: 1, maxQueue: 1, clock }),
-    throttle({ clock }),
-    adaptiveLimit({ algorithm: aimd(), maxQueue: 10, clock }),
-    hedge({ delayMs: 5, maxExtraLoad: 1, clock }),
-    chaos({ kind: 'latency', ms: 1, injectionRate: 1, enabled: true, clock }),
-  );
-  attach(auth, payments, search);
-  const controller = new AbortController();
-  const calls = [track(auth.execute(({ signal }) => delayed(clock, 10, 'ok', signal))), track(auth.execute(() => 'never runs'))];
-  await clock.advance(10);
-  calls.push(track(auth.execute(() => Promise.reject(new Error('use fallback')))));
-  calls.push(track(auth.execute(() => never(), { signal: controller.signal })));
-  controller.abort(new Error('caller left'));
-  await clock.advance(10);
-  calls.push(track(auth.execute(() => never())));
-  await clock.advance(200);
-  for (let i = 0; i < 3; i++) {
-    calls.push(track(auth.execute(() => Promise.reject(new Error('down')))));
-    await clock.advance(10);
-  }
-  calls.push(track(auth.execute(() => 'short-circuited')));
-  calls.push(track(payments.execute(() => never())));
-  calls.push(track(payments.execute(() => 'ok')));
-  calls.push(track(payments.execute(() => Promise.reject(new Error('db down')))));
-  calls.push(track(search.execute(({ attempt }) => delayed(clock, attempt === 1 ? 50 : 1, 'hedged'))));
-  calls.push(track(search.execute(({ signal }) => delayed(clock, 20, 'no budget', signal))));
-  calls.push(track(search.execute(() => 'queued for a token')));
-  await clock.advance(100);
-  expect(calls.every((c) => c.status !== 'pending')).toBe(true);
-}
-
 describe('openTelemetry metrics', () => {
   it('carry the same facts as the Prometheus sink, for every policy', async () => {
     const sdk = meter();
     const registry = new Registry();
-    await busy((...pipelines) => {
+    await busyWorkload((...pipelines) => {
       openTelemetry({ meterProvider: sdk.meterProvider, attributes: { region: 'eu-1' } }).attach(...pipelines);
       prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(...pipelines);
     });
@@ -108,7 +47,7 @@ describe('openTelemetry metrics', () => {
 
   it('use OpenTelemetry kinds and units: monotonic sums for counts, gauges for states, non-monotonic sums for occupancy, seconds for durations', async () => {
     const sdk = meter();
-    await busy((...p) => openTelemetry({ meterProvider: sdk.meterProvider }).attach(...p));
+    await busyWorkload((...p) => openTelemetry({ meterProvider: sdk.meterProvider }).attach(...p));
     const points = await sdk.collect();
     for (const spec of INSTRUMENTS) {
       const point = points.find((p) => p.name === spec.name)!;
@@ -192,6 +131,23 @@ describe('openTelemetry metrics', () => {
     expect(select(await sdk.collect(), 'breakwater.bulkhead.active')).toHaveLength(1);
     sink.dispose();
     expect(() => sink.attach(pipeline({ name: 'other' }))).toThrow(/was disposed/);
+  });
+
+  it('undo a refused attach: a policy that refuses a listener leaves the pipeline unobserved and the name free', async () => {
+    const sdk = meter();
+    const clock = new FakeClock();
+    let reads = 0;
+    const reading = { now: () => (reads++, clock.now()), schedule: clock.schedule.bind(clock), cancel: clock.cancel.bind(clock) };
+    const adopted = fromOpossum(new CircuitBreaker(runWork));
+    adopted.dispose(); // refuses new listeners from now on
+    const p = pipeline({ name: 'legacy', clock: reading }, retry({ maxAttempts: 1 }), adopted);
+    const sink = openTelemetry({ meterProvider: sdk.meterProvider });
+    expect(() => sink.attach(p)).toThrow(/disposed/);
+    await p.execute(() => 1);
+    expect(reads).toBe(0); // the recorders subscribed before the refusal are gone
+    expect(select(await sdk.collect(), 'breakwater.calls')).toEqual([]);
+    sink.attach(pipeline({ name: 'legacy' }, retry()));
+    expect(select(await sdk.collect(), 'breakwater.calls', { 'breakwater.pipeline': 'legacy' })).toHaveLength(6);
   });
 
   it('refuse what they cannot report, before subscribing anything', async () => {

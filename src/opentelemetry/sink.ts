@@ -3,7 +3,7 @@ import type { Disposer } from '../core/events.ts';
 import { PIPELINE_NAME, Pipeline } from '../core/pipeline.ts';
 import type { CallRecorder } from '../core/timing.ts';
 import { bool, checkOptions, integer, received, satisfies } from '../core/validate.ts';
-import { checkBuckets, countInto, DEFAULT_BUCKETS_SECONDS, isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from '../prometheus/policies.ts';
+import { checkBuckets, countInto, DEFAULT_BUCKETS_SECONDS, holdAttachment, isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from '../prometheus/policies.ts';
 import { ATTR, Entry, Instruments, MetricRecorder } from './instruments.ts';
 import { addSpanEvents, SpanRecorder } from './spans.ts';
 
@@ -115,7 +115,13 @@ export class OpenTelemetrySink {
       for (const unit of units) this.#check(unit, planned);
       plans.push({ root: p, units });
     }
-    const detachers = plans.map(({ root, units }) => this.#hold(root, units));
+    const detachers: Disposer[] = [];
+    try {
+      for (const { root, units } of plans) detachers.push(this.#hold(root, units));
+    } catch (error) {
+      for (const d of detachers) d();
+      throw error;
+    }
     return () => {
       for (const d of detachers) d();
     };
@@ -161,19 +167,14 @@ export class OpenTelemetrySink {
 
   /** Holds the entries of `root`'s units until the returned disposer runs or `root` is disposed. */
   #hold(root: PipelineLike, units: readonly Unit[]): Disposer {
-    const held = units.map((unit) => this.#acquire(unit));
-    let done = false;
-    let unsubscribe: Disposer | undefined;
-    const detach: Disposer = () => {
-      if (done) return;
-      done = true;
-      this.#attachments.delete(detach);
-      unsubscribe?.();
+    const held: Entry[] = [];
+    try {
+      for (const unit of units) held.push(this.#acquire(unit));
+    } catch (error) {
       for (const entry of held) this.#release(entry);
-    };
-    unsubscribe = root.onDispose(detach);
-    this.#attachments.add(detach);
-    return detach;
+      throw error;
+    }
+    return holdAttachment(root, held, (entry) => this.#release(entry), this.#attachments);
   }
 
   #acquire(unit: Unit): Entry {
@@ -184,14 +185,20 @@ export class OpenTelemetrySink {
       const d = entry.disposers;
       const recorders: CallRecorder[] = [new MetricRecorder(entry, this.#instruments.histogram)];
       if (this.traces) recorders.push(new SpanRecorder(name));
-      for (const recorder of recorders) {
-        // A pipeline of this copy takes the recorder directly (no event object per call); any other reports through onSettled.
-        if (unit.pipeline instanceof Pipeline) d.push(unit.pipeline._record(recorder));
-        else on(unit.pipeline.onSettled, (event) => recorder.record(event.outcome, event.durationMs), d);
+      try {
+        for (const recorder of recorders) {
+          // A pipeline of this copy takes the recorder directly (no event object per call); any other reports through onSettled.
+          if (unit.pipeline instanceof Pipeline) d.push(unit.pipeline._record(recorder));
+          else on(unit.pipeline.onSettled, (event) => recorder.record(event.outcome, event.durationMs), d);
+        }
+        countInto(unit, entry.data, d);
+        if (this.traces) addSpanEvents(unit, d);
+        on(unit.pipeline.onDispose, () => this.#remove(created), d);
+      } catch (error) {
+        // A policy refused a listener (a disposed fromOpossum adapter, say): undo.
+        for (const dispose of d) dispose();
+        throw error;
       }
-      countInto(unit, entry.data, d);
-      if (this.traces) addSpanEvents(unit, d);
-      on(unit.pipeline.onDispose, () => this.#remove(created), d);
       this.#entries.set(name, entry);
     }
     entry.holds++;

@@ -296,6 +296,28 @@ export const checkBuckets = (metric: string): Check => (owner, key, value) => {
   }
 };
 
+/**
+ * Holds `entries` for one attachment of `root` until the returned disposer runs
+ * or `root` is disposed, then gives each back with `release`; `attachments`
+ * holds the disposer meanwhile (the sink's `dispose()` runs them all).
+ * @internal
+ */
+export function holdAttachment<E>(root: PipelineLike, entries: readonly E[], release: (entry: E) => void, attachments: Set<Disposer>): Disposer {
+  let done = false;
+  let unsubscribe: Disposer | undefined;
+  const detach: Disposer = () => {
+    if (done) return;
+    done = true;
+    attachments.delete(detach);
+    unsubscribe?.();
+    for (const entry of entries) release(entry);
+  };
+  // Disposing the pipeline also releases the named pipelines nested in it.
+  unsubscribe = root.onDispose(detach);
+  attachments.add(detach);
+  return detach;
+}
+
 /** Subscribes `listener` and records its disposer. @internal */
 export function on<E>(event: Event<E>, listener: (event: E) => void, disposers: Disposer[]): void {
   disposers.push(event(listener));

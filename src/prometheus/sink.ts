@@ -3,7 +3,7 @@ import type { Disposer } from '../core/events.ts';
 import { PIPELINE_NAME, Pipeline } from '../core/pipeline.ts';
 import { type Check, checkOptions, integer, received, satisfies } from '../core/validate.ts';
 import { Entry, FAMILY_SUFFIXES, Group, groupOf } from './families.ts';
-import { checkBuckets, countInto, DEFAULT_BUCKETS_SECONDS, isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
+import { checkBuckets, countInto, DEFAULT_BUCKETS_SECONDS, holdAttachment, isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
 
 /**
  * The part of a prom-client `Registry` the sink uses: pass your service's own
@@ -248,19 +248,7 @@ export class PrometheusMetrics {
       for (const entry of held) this.#release(entry);
       throw error;
     }
-    let done = false;
-    let unsubscribe: Disposer | undefined;
-    const detach: Disposer = () => {
-      if (done) return;
-      done = true;
-      this.#attachments.delete(detach);
-      unsubscribe?.();
-      for (const entry of held) this.#release(entry);
-    };
-    // Disposing the pipeline also releases the named pipelines nested in it.
-    unsubscribe = root.onDispose(detach);
-    this.#attachments.add(detach);
-    return detach;
+    return holdAttachment(root, held, (entry) => this.#release(entry), this.#attachments);
   }
 
   /** Detaches every pipeline attached through this sink. The metric families stay registered. */
