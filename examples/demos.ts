@@ -42,6 +42,16 @@ export const DEMOS: Readonly<Record<string, DemoEntry>> = Object.freeze({
     ],
     load: () => import('./sync-payment-call/demo.ts'),
   },
+  'feature-flag': {
+    about: "an experiment's flag at 20% instead of 0% until a person notices (before); ramped and rolled back by itself (after)",
+    duration: '35 s',
+    options: [
+      ['--share N', 'the share the flag is set to by mistake (default 0.2)'],
+      ['--rate N', 'visits per second (default 100)'],
+      ['--memory', 'run the same services in virtual time, in memory (no real HTTP, no /metrics): about a second'],
+    ],
+    load: () => import('./feature-flag/demo.ts'),
+  },
 });
 
 /** The lines of `npm run demo -- list`: one line per demo. */

@@ -126,3 +126,15 @@ export {
   type RateLimitAdmitEvent,
   type RateLimitRejectEvent,
 } from './rate-limiter.ts';
+export {
+  rollout,
+  ROLLOUT_DEFAULTS,
+  type RolloutPolicy,
+  type RolloutOptions,
+  type RolloutPath,
+  type RollbackReason,
+  type RolloutRollback,
+  type RolloutShareEvent,
+  type RolloutRefusedEvent,
+  type RolloutFailedEvent,
+} from './rollout.ts';

@@ -64,6 +64,16 @@ describe('exponential', () => {
     expect(s.delayMs(2, -5, almostOne)).toBeLessThan(300);
   });
 
+  it('decorrelated jitter clamps the previous delay to what the attempt before could return, not less', () => {
+    const s = exponential({ initialMs: 100, maxMs: 1_000_000, jitter: 'decorrelated' });
+    const one = (): number => 1;
+    // attempt 3: the attempt before could return up to 900, so a previous 1,000 counts as 900
+    expect(s.delayMs(3, 1_000, one)).toBe(2_700); // 100 + 1 * (900 * 3 - 100)
+    // a previous delay within that bound is used as it is
+    expect(s.delayMs(3, 500, one)).toBe(1_500);
+    expect([s.maxDelayMs(0), s.maxDelayMs(Number.NaN)]).toEqual([s.maxDelayMs(1), s.maxDelayMs(1)]);
+  });
+
   it('treats attempt below 1 or NaN as 1, and huge attempts as maxMs', () => {
     const s = exponential({ jitter: 'none' });
     expect(s.delayMs(0, 0, zero)).toBe(100);
@@ -91,6 +101,7 @@ describe('exponential', () => {
     expect(capped.delayMs(3, 0, zero)).toBe(250);
     expect(plain.maxMs).toBe(30_000);
     expect(s.withJitter('decorrelated').jitter).toBe('decorrelated');
+    expect(plain.withMaxMs(100).delayMs(5, 0, zero)).toBe(100); // a cap equal to initialMs is allowed
   });
 
   it('rejects bad options, naming the option, the rule and the value', () => {
@@ -109,7 +120,8 @@ describe('exponential', () => {
     expect(() => exponential(5 as never)).toThrow(/options must be an object; received 5/);
     expect(() => exponential().withMaxMs(50)).toThrow(/"maxMs" must be at least initialMs \(100\); received 50/);
     expect(() => exponential({ factor: 3 }).withJitter('decorrelated')).toThrow(RangeError);
-    expect(() => exponential().withJitter('bogus' as Jitter)).toThrow(TypeError);
+    expect(() => exponential().withJitter('bogus' as Jitter)).toThrow(/^exponential\(\)\.withJitter: option "jitter" must be one of/);
+    expect(() => exponential().withMaxMs(0)).toThrow(/^exponential\(\)\.withMaxMs: option "maxMs"/);
   });
 });
 

@@ -13,6 +13,7 @@ import {
   rateLimiter,
   retry,
   retryBudget,
+  rollout,
   throttle,
   timeout,
 } from '../src/index.ts';
@@ -25,7 +26,9 @@ import { delayed, never, track } from './helpers.ts';
  * any call, then a workload that makes every metric count something and every
  * outcome happen, in virtual time.
  */
-export async function busyWorkload(attach: (auth: Pipeline<string>, payments: Pipeline<never>, search: Pipeline<never>) => void): Promise<void> {
+export async function busyWorkload(
+  attach: (auth: Pipeline<string>, payments: Pipeline<never>, search: Pipeline<never>, ranking: Pipeline<never>) => void,
+): Promise<void> {
   const clock = new FakeClock();
   const auth = pipeline(
     { name: 'auth', clock },
@@ -48,7 +51,10 @@ export async function busyWorkload(attach: (auth: Pipeline<string>, payments: Pi
     hedge({ delayMs: 5, maxExtraLoad: 1, clock }),
     chaos({ kind: 'latency', ms: 1, injectionRate: 1, enabled: true, clock }),
   );
-  attach(auth, payments, search);
+  const flag = { share: 1 as unknown };
+  const feature = rollout({ experimental: () => Promise.reject(new Error('new code broke')), share: () => flag.share as number, rampStep: 1, minimumCalls: 2, clock });
+  const ranking = pipeline({ name: 'ranking', clock }, feature);
+  attach(auth, payments, search, ranking);
   const controller = new AbortController();
   const calls = [track(auth.execute(({ signal }) => delayed(clock, 10, 'ok', signal))), track(auth.execute(() => 'never runs'))];
   await clock.advance(10);
@@ -69,6 +75,9 @@ export async function busyWorkload(attach: (auth: Pipeline<string>, payments: Pi
   calls.push(track(search.execute(({ attempt }) => delayed(clock, attempt === 1 ? 50 : 1, 'hedged'))));
   calls.push(track(search.execute(({ signal }) => delayed(clock, 20, 'no budget', signal))));
   calls.push(track(search.execute(() => 'queued for a token')));
+  calls.push(track(ranking.execute(() => 'stable')), track(ranking.execute(() => 'stable'))); // exposures that fail: rolled back
+  flag.share = 7; // refused
+  calls.push(track(ranking.execute(() => 'stable')));
   await clock.advance(100);
   expect(calls.every((c) => c.status !== 'pending')).toBe(true);
 }

@@ -32,7 +32,7 @@ describe('npm run demo -- list / --help', () => {
       expect(lines[i + 1]).toContain(name);
       expect(lines[i + 1]).toContain(DEMOS[name]!.about);
     });
-    expect(NAMES).toEqual(expect.arrayContaining(['auth-cascade', 'sync-payment-call']));
+    expect(NAMES).toEqual(expect.arrayContaining(['auth-cascade', 'sync-payment-call', 'feature-flag']));
   });
 
   it('--help, -h and help: how to run a demo, the list, and every demo\'s options', async () => {

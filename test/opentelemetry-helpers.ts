@@ -85,6 +85,7 @@ const LABEL_TO_ATTRIBUTE: Record<string, string> = {
   to: 'breakwater.circuit.state',
   cause: 'breakwater.fallback.cause',
   kind: 'breakwater.chaos.kind',
+  reason: 'breakwater.rollout.reason',
 };
 const BY_PROMETHEUS = new Map<string, string>(INSTRUMENTS.map((i) => [`breakwater_${i.prometheus}`, i.name]));
 

@@ -8,7 +8,7 @@ import { type Attributes, context, type Span, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { bulkhead, circuitBreaker, constant, fallback, hedge, pipeline, rateLimiter, retry, timeout } from '../src/index.ts';
+import { bulkhead, circuitBreaker, constant, fallback, hedge, pipeline, rateLimiter, retry, rollout, timeout } from '../src/index.ts';
 import { openTelemetry } from '../src/opentelemetry/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { delayed, never, track } from './helpers.ts';
@@ -166,6 +166,23 @@ describe('openTelemetry span events', () => {
     expect(ran).toEqual(['first', 'waits', 'waits-longer']);
     expect(events('waits-longer')[0]).toEqual(['breakwater.rate_limit.delayed', { 'breakwater.pipeline': 'quota', 'breakwater.rate_limit.waited_ms': 200 }]);
     expect(events('first').map(([name]) => name)).toEqual(['breakwater.call']);
+  });
+
+  it('tell which calls a guarded rollout sent to its experiment, which the stable path answered, and which one rolled it back', async () => {
+    const clock = new FakeClock();
+    const feature = rollout({ experimental: () => Promise.reject(new Error('new code broke')), share: () => 1, rampStep: 1, minimumCalls: 2, clock });
+    const p = pipeline({ name: 'ranking', clock }, feature);
+    openTelemetry({ meterProvider: sdk.meterProvider }).attach(p);
+    expect(await inSpan('r1', () => p.execute(() => 'stable'))).toBe('stable');
+    expect(await inSpan('r2', () => p.execute(() => 'stable'))).toBe('stable');
+    expect(await inSpan('r3', () => p.execute(() => 'stable'))).toBe('stable');
+    const names = (span: string) => events(span).map(([name]) => name);
+    expect(names('r1')).toEqual(['breakwater.rollout.exposure', 'breakwater.rollout.experiment_failed', 'breakwater.call']);
+    expect(events('r1')[1]![1]).toEqual({ 'breakwater.pipeline': 'ranking', 'error.type': 'Error' });
+    // The failure that tips the error rate rolls back first, then the stable path answers.
+    expect(names('r2')).toEqual(['breakwater.rollout.exposure', 'breakwater.rollout.rollback', 'breakwater.rollout.experiment_failed', 'breakwater.call']);
+    expect(events('r2')[1]![1]).toEqual({ 'breakwater.pipeline': 'ranking', 'breakwater.rollout.reason': 'error_rate' });
+    expect(names('r3')).toEqual(['breakwater.call']); // rolled back: the experiment is not tried
   });
 
   it('add nothing without an active span, or with traces off', async () => {

@@ -74,4 +74,11 @@ export const FAMILIES = [
   'rate_limit_admitted_total',
   'rate_limit_delayed_total',
   'rate_limit_rejections_total',
+  'rollout_exposures_total',
+  'rollout_experiment_failures_total',
+  'rollout_rollbacks_total',
+  'rollout_share_refusals_total',
+  'rollout_share',
+  'rollout_requested_share',
+  'rollout_rolled_back',
 ];

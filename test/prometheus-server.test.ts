@@ -30,6 +30,7 @@ import {
   throttle,
   pipeline,
   retry,
+  rollout,
   retryBudget,
   timeout,
   type Pipeline,
@@ -189,7 +190,13 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       throttle({ minimumRequests: 1 }),
       rateLimiter({ ratePerSecond: 1_000, maxQueue: 10 }),
     );
-    metrics.attach(inventory, search, payments, profile, auth, game, crowded);
+    // flags: a guarded rollout whose experiment always fails (rolled back), and whose flag then gives 20 instead of 0.2.
+    const flag = { share: 1 };
+    const flags = pipeline(
+      { name: 'flags' },
+      rollout({ experimental: () => Promise.reject(new Error('new code broke')), share: () => flag.share, rampStep: 1, minimumCalls: 3 }),
+    );
+    metrics.attach(inventory, search, payments, profile, auth, game, crowded, flags);
 
     const run = (p: Pipeline<unknown>, work: (signal: AbortSignal) => Promise<unknown>): void => {
       const call = p.execute(({ signal }) => work(signal)).catch(() => undefined);
@@ -206,6 +213,8 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       for (let i = 0; i < 3; i++) run(auth, () => Promise.reject(new Error('auth upstream down')));
       run(game, (signal) => slow(1, signal));
       for (let i = 0; i < 5; i++) run(crowded, (signal) => slow(30, signal).then(() => Promise.reject(new Error('503 overloaded'))));
+      run(flags, () => Promise.resolve('stable'));
+      if (tick === 10) flag.share = 20;
     };
     burst();
     traffic = setInterval(burst, 100);
@@ -311,7 +320,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   });
 
   const alerts = alertExpressions();
-  it('finds the ten alert expressions', () => {
+  it('finds the twelve alert expressions', () => {
     expect([...alerts.keys()].sort()).toEqual([
       'BreakwaterAdaptiveLimitRejections',
       'BreakwaterAnsweredByFallbacks',
@@ -322,6 +331,8 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       'BreakwaterHedgeBudgetExhausted',
       'BreakwaterHighTimeoutRatio',
       'BreakwaterRetryBudgetExhausted',
+      'BreakwaterRolloutFlagRefused',
+      'BreakwaterRolloutRolledBack',
       'BreakwaterThrottling',
     ]);
   });
@@ -337,6 +348,8 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     BreakwaterThrottling: 'crowded',
     BreakwaterAdaptiveLimitRejections: 'crowded',
     BreakwaterHedgeBudgetExhausted: 'game',
+    BreakwaterRolloutRolledBack: 'flags',
+    BreakwaterRolloutFlagRefused: 'flags',
   };
   it.each([...alerts])('alert %s: the expression parses and holds for the pipeline built to trip it', async (name, expr) => {
     const result = await query(expr);
@@ -347,7 +360,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
 
   it('loads the rules, evaluates them without error, and has every alert pending', async () => {
     await until(
-      'all ten alerts pending',
+      'all twelve alerts pending',
       Date.now() + 10_000,
       async () => {
         const response = (await (await fetch(`${base}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
@@ -360,7 +373,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
     };
     const all = rules.data.groups.flatMap((g) => g.rules);
-    expect(all).toHaveLength(10);
+    expect(all).toHaveLength(12);
     for (const rule of all) expect(rule.health, `${rule.name}: ${rule.lastError}`).toBe('ok');
   });
 

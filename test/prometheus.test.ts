@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Counter, type Histogram, register, Registry } from 'prom-client';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { bulkhead, BulkheadRejectedError, circuitBreaker, fallback, hedge, type Outcome, type Pipeline, pipeline, timeout, TimeoutError } from '../src/index.ts';
+import { bulkhead, BulkheadRejectedError, circuitBreaker, fallback, hedge, type Outcome, type Pipeline, pipeline, rollout, timeout, TimeoutError } from '../src/index.ts';
 import { chaos } from '../src/chaos/index.ts';
 import { DEFAULT_BUCKETS_SECONDS, type PrometheusMetrics, prometheusMetrics } from '../src/prometheus/index.ts';
 import type { Disposer } from '../src/index.ts';
@@ -169,6 +169,13 @@ describe('prometheusMetrics: attach', () => {
       breakwater_rate_limit_admitted_total: 'counter',
       breakwater_rate_limit_delayed_total: 'counter',
       breakwater_rate_limit_rejections_total: 'counter',
+      breakwater_rollout_exposures_total: 'counter',
+      breakwater_rollout_experiment_failures_total: 'counter',
+      breakwater_rollout_rollbacks_total: 'counter',
+      breakwater_rollout_share_refusals_total: 'counter',
+      breakwater_rollout_share: 'gauge',
+      breakwater_rollout_requested_share: 'gauge',
+      breakwater_rollout_rolled_back: 'gauge',
     });
     const { register } = await import('prom-client');
     expect(register.getSingleMetric('breakwater_calls_total')).toBeUndefined();
@@ -739,6 +746,41 @@ describe('prometheusMetrics: what fallbacks cover for, refusals, hedges, chaos, 
     expect(value(samples, 'breakwater_hedge_budget_exhausted_total', { pipeline: 'search' })).toBe(1);
     expect(value(samples, 'breakwater_chaos_injections_total', { pipeline: 'search', kind: 'latency' })).toBe(3);
     expect(value(samples, 'breakwater_chaos_injections_total', { pipeline: 'search', kind: 'fault' })).toBe(0);
+  });
+
+  it('reports a guarded rollout: exposures, failures answered by the stable path, rollbacks by reason, refused flag values, shares', async () => {
+    const clock = new FakeClock();
+    const registry = new Registry();
+    const flag = { share: 0.5 as unknown };
+    let n = 0;
+    const feature = rollout({
+      experimental: () => (n++ % 2 === 0 ? Promise.reject(new Error('new code broke')) : 'new'),
+      share: () => flag.share as number,
+      rampStep: 0.5,
+      minimumCalls: 4,
+      errorRateMargin: 0.4,
+      clock,
+      random: () => 0.25, // every call goes to the experiment while the share is above 0.25
+    });
+    const p = pipeline({ name: 'ranking', clock }, feature);
+    prometheusMetrics({ registry }).attach(p);
+    const gauges = async (): Promise<number[]> => {
+      const samples = await scrape(registry);
+      return ['share', 'requested_share', 'rolled_back'].map((g) => value(samples, `breakwater_rollout_${g}`, { pipeline: 'ranking' }));
+    };
+    expect(await gauges()).toEqual([0, 0, 0]);
+    for (let i = 0; i < 3; i++) await p.execute(() => 'stable');
+    flag.share = 5; // refused: the share stays 0.5
+    await p.execute(() => 'stable');
+    // 4 exposures, 2 failed: rate 0.5 against 0, over the margin: rolled back, share 0; the refused 5 left the request at 0.5
+    expect(await gauges()).toEqual([0, 0.5, 1]);
+    const samples = await scrape(registry);
+    expect(value(samples, 'breakwater_rollout_exposures_total', { pipeline: 'ranking' })).toBe(4);
+    expect(value(samples, 'breakwater_rollout_experiment_failures_total', { pipeline: 'ranking' })).toBe(2);
+    expect(value(samples, 'breakwater_rollout_share_refusals_total', { pipeline: 'ranking' })).toBe(1);
+    expect(value(samples, 'breakwater_rollout_rollbacks_total', { pipeline: 'ranking', reason: 'error_rate' })).toBe(1);
+    expect(value(samples, 'breakwater_rollout_rollbacks_total', { pipeline: 'ranking', reason: 'signal_rate' })).toBe(0);
+    expect(feature.rolledBack?.reason).toBe('error-rate');
   });
 
   it('bounds the pipelines per registry, refuses a disposed pipeline, and refuses buckets in milliseconds', () => {

@@ -161,7 +161,24 @@ export function tables(results: RunResults, sizes: Sizes, targets: readonly Targ
       (r.extra?.['settled'] ?? 0).toLocaleString('en-US'),
     ]),
   });
+  out.push({
+    title: '5. HTTP over loopback: a GET and its body, to a keep-alive node:http server in another process',
+    header: ['scenario', 'in flight', 'wall per request', 'client CPU per request', 'CPU × bare', 'CPU added per request', 'wall × bare'],
+    rows: rowsOf(results, 'http').map((r) => [
+      r.label,
+      String(r.extra?.['inFlight'] ?? ''),
+      fmtNs(r.value),
+      fmtNs(r.extra?.['cpuNs'] ?? Number.NaN),
+      r.ratio === undefined ? '' : fmtRatio(r.ratio),
+      r.ratio === undefined ? '' : signedNs(r.extra?.['addedCpuNs'] ?? Number.NaN),
+      r.ratio === undefined ? '' : fmtRatio(r.extra?.['wallRatio'] ?? Number.NaN),
+    ]),
+  });
   return out;
+}
+
+function signedNs(ns: number): string {
+  return ns < 0 ? `−${fmtNs(-ns)}` : `+${fmtNs(ns)}`;
 }
 
 function targetRows(targets: readonly TargetResult[]): string[][] {

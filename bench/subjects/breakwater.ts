@@ -74,12 +74,33 @@ export function singlePolicySubjects(): Subject[] {
   ];
 }
 
+/**
+ * The pipeline docs/guides/slow-not-down.md recommends for a dependency that
+ * degrades rather than fails (fallback → throttle → adaptive limit → breaker →
+ * hedge → timeout), as roomy as the other subjects so nothing queues or sheds.
+ */
+export function degradingPipeline(name = 'bench-degrading', metrics = false): bw.Pipeline<number> {
+  const p = bw.pipeline(
+    { name },
+    bw.fallback({ value: 0 }),
+    bw.throttle(),
+    bw.adaptiveLimit({ algorithm: bw.gradient(), minLimit: 4, maxLimit: 1_000, initialLimit: 1_000, maxQueue: 1_000 }),
+    bw.circuitBreaker({ slowCallMs: 2_000, slowCallRateThreshold: 0.5 }),
+    bw.hedge({ delayMs: { percentile: 0.95, minMs: 20, maxMs: 500 }, maxExtraLoad: 0.05 }),
+    bw.timeout({ ms: TIMEOUT_MS }),
+  );
+  if (metrics) prometheusMetrics({ registry: new Registry() }).attach(p);
+  return p;
+}
+
 /** Extra rows: not targets, but what people ask next. */
 export function extraSubjects(): Subject[] {
   const budget = bw.retryBudget();
   const p = fullPipeline('bench-signal');
   return [
     subject('bw.retry+budget', 'retry with a retry budget', bw.retry({ maxAttempts: 3, budget })),
+    subject('bw.pipeline.degrading', 'slow-not-down pipeline (6 policies, hedge, gradient), metrics off', degradingPipeline()),
+    subject('bw.pipeline.degrading+metrics', 'slow-not-down pipeline, metrics on', degradingPipeline('bench-degrading-on', true)),
     {
       id: 'bw.pipeline.signal',
       label: 'full pipeline, work reads its signal',

@@ -17,6 +17,8 @@ import {
   CHAOS,
   CHAOS_KINDS,
   CIRCUIT_REJECTIONS,
+  EXPERIMENT_FAILURES,
+  EXPOSURES,
   FALLBACKS,
   HEDGE_BUDGET_EXHAUSTED,
   HEDGE_WINS,
@@ -28,6 +30,9 @@ import {
   RATE_DELAYED,
   RATE_REJECTED,
   RETRIES,
+  ROLLBACK_REASONS,
+  ROLLBACKS,
+  SHARE_REFUSALS,
   STATES,
   stateIndex,
   THROTTLED,
@@ -43,6 +48,7 @@ export const ATTR = {
   CIRCUIT_STATE: 'breakwater.circuit.state',
   FALLBACK_CAUSE: 'breakwater.fallback.cause',
   CHAOS_KIND: 'breakwater.chaos.kind',
+  ROLLBACK_REASON: 'breakwater.rollout.reason',
 } as const;
 
 /** How each instrument is made, and the Prometheus family that carries the same fact. @internal */
@@ -86,6 +92,13 @@ export const INSTRUMENTS = [
   { name: 'breakwater.rate_limit.admitted', kind: 'counter', unit: '{call}', prometheus: 'rate_limit_admitted_total', description: 'Calls a rate limiter admitted, at once or after a wait.' },
   { name: 'breakwater.rate_limit.delayed', kind: 'counter', unit: '{call}', prometheus: 'rate_limit_delayed_total', description: 'Calls a rate limiter admitted after waiting for a token.' },
   { name: 'breakwater.rate_limit.rejections', kind: 'counter', unit: '{call}', prometheus: 'rate_limit_rejections_total', description: 'Calls a rate limiter refused (no token, and no room or time to wait).' },
+  { name: 'breakwater.rollout.exposures', kind: 'counter', unit: '{call}', prometheus: 'rollout_exposures_total', description: 'Calls a guarded rollout sent to its experimental implementation.' },
+  { name: 'breakwater.rollout.experiment_failures', kind: 'counter', unit: '{call}', prometheus: 'rollout_experiment_failures_total', description: 'Experimental calls that failed, were refused by their breaker or were cut, and were answered by the stable path.' },
+  { name: 'breakwater.rollout.rollbacks', kind: 'counter', unit: '{rollback}', prometheus: 'rollout_rollbacks_total', description: 'Automatic rollbacks of an experiment, by the health signal that triggered them.' },
+  { name: 'breakwater.rollout.share_refusals', kind: 'counter', unit: '{refusal}', prometheus: 'rollout_share_refusals_total', description: 'Flag values a guarded rollout refused (not a share from 0 to 1).' },
+  { name: 'breakwater.rollout.share', kind: 'gauge', unit: '1', prometheus: 'rollout_share', description: 'The share of calls a guarded rollout sends to its experiment now.' },
+  { name: 'breakwater.rollout.requested_share', kind: 'gauge', unit: '1', prometheus: 'rollout_requested_share', description: 'The share the feature flag asks for (the ramp or a rollback may hold the share below it).' },
+  { name: 'breakwater.rollout.rolled_back', kind: 'gauge', unit: '1', prometheus: 'rollout_rolled_back', description: '1 while a guarded rollout has rolled its experiment back (until released), else 0.' },
 ] as const satisfies readonly InstrumentSpec[];
 
 type Name = (typeof INSTRUMENTS)[number]['name'];
@@ -95,7 +108,7 @@ type Observables = Record<Exclude<Name, 'breakwater.call.duration'>, Observable>
 export class Entry {
   readonly unit: Unit;
   /** Cumulative counts since attach, in the shared layout (the histogram slots are unused). */
-  readonly data = new Float64Array(RATE_REJECTED + 1);
+  readonly data = new Float64Array(SHARE_REFUSALS + 1);
   /** `{ breakwater.pipeline, ...attributes }`. */
   readonly base: Attributes;
   /** One set per outcome, in `OUTCOMES` order. */
@@ -106,6 +119,8 @@ export class Entry {
   readonly causes: readonly Attributes[];
   /** One set per chaos kind, in `CHAOS_KINDS` order. */
   readonly kinds: readonly Attributes[];
+  /** One set per rollback reason, in `ROLLBACK_REASONS` order. */
+  readonly reasons: readonly Attributes[];
   /** How many attachments of its sink hold this entry. */
   holds = 0;
   removed = false;
@@ -119,6 +134,7 @@ export class Entry {
     this.states = STATES.map((state) => attributes({ [ATTR.CIRCUIT_STATE]: state }));
     this.causes = CAUSES.map((cause) => attributes({ [ATTR.FALLBACK_CAUSE]: cause }));
     this.kinds = CHAOS_KINDS.map((kind) => attributes({ [ATTR.CHAOS_KIND]: kind }));
+    this.reasons = ROLLBACK_REASONS.map((reason) => attributes({ [ATTR.ROLLBACK_REASON]: reason }));
   }
 }
 
@@ -240,6 +256,16 @@ export class Instruments {
         count(o['breakwater.rate_limit.admitted'], RATE_ADMITTED);
         count(o['breakwater.rate_limit.delayed'], RATE_DELAYED);
         count(o['breakwater.rate_limit.rejections'], RATE_REJECTED);
+      }
+      const rollout = unit.rollouts[0];
+      if (rollout !== undefined) {
+        count(o['breakwater.rollout.exposures'], EXPOSURES);
+        count(o['breakwater.rollout.experiment_failures'], EXPERIMENT_FAILURES);
+        for (let r = 0; r < ROLLBACK_REASONS.length; r++) count(o['breakwater.rollout.rollbacks'], ROLLBACKS + r, entry.reasons[r]);
+        count(o['breakwater.rollout.share_refusals'], SHARE_REFUSALS);
+        result.observe(o['breakwater.rollout.share'], rollout.share, entry.base);
+        result.observe(o['breakwater.rollout.requested_share'], rollout.requestedShare, entry.base);
+        result.observe(o['breakwater.rollout.rolled_back'], rollout.rolledBack === undefined ? 0 : 1, entry.base);
       }
     }
   };

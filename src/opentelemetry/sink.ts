@@ -26,7 +26,8 @@ export interface OpenTelemetryOptions {
    * Attributes added to every metric point of this sink, such as
    * `{ 'deployment.environment.name': 'prod' }`. Names are 1 to 255 characters and
    * cannot be one Breakwater sets (`breakwater.pipeline`, `breakwater.outcome`,
-   * `breakwater.circuit.state`, `breakwater.fallback.cause`, `breakwater.chaos.kind`);
+   * `breakwater.circuit.state`, `breakwater.fallback.cause`, `breakwater.chaos.kind`,
+   * `breakwater.rollout.reason`);
    * values are strings.
    */
   readonly attributes?: Readonly<Record<string, string>>;

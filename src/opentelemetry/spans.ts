@@ -28,6 +28,9 @@ export const SPAN_EVENTS = [
   'breakwater.rate_limit.delayed',
   'breakwater.rate_limit.rejected',
   'breakwater.chaos.injected',
+  'breakwater.rollout.exposure',
+  'breakwater.rollout.experiment_failed',
+  'breakwater.rollout.rollback',
 ] as const;
 
 type SpanEventName = (typeof SPAN_EVENTS)[number];
@@ -152,5 +155,10 @@ export function addSpanEvents(unit: Unit, disposers: Disposer[]): void {
   }
   for (const c of unit.chaos) {
     add<Payload>(c.onInjected as never, 'breakwater.chaos.injected', (e) => ({ [ATTR.CHAOS_KIND]: String(e?.kind) }));
+  }
+  for (const r of unit.rollouts) {
+    add<Payload>(r.onExposure as never, 'breakwater.rollout.exposure', () => ({}));
+    add<Payload>(r.onExperimentFailed as never, 'breakwater.rollout.experiment_failed', (e) => ({ 'error.type': errorType(e?.error) }));
+    add<Payload>(r.onRollback as never, 'breakwater.rollout.rollback', (e) => ({ [ATTR.ROLLBACK_REASON]: String(e?.reason).replace('-', '_') }));
   }
 }

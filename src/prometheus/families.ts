@@ -18,6 +18,8 @@ import {
   CHAOS,
   CHAOS_KINDS,
   CIRCUIT_REJECTIONS,
+  EXPERIMENT_FAILURES,
+  EXPOSURES,
   FALLBACKS,
   HEDGE_BUDGET_EXHAUSTED,
   HEDGE_WINS,
@@ -30,14 +32,18 @@ import {
   RATE_DELAYED,
   RATE_REJECTED,
   RETRIES,
+  ROLLBACK_REASONS,
+  ROLLBACKS,
+  type RolloutLike,
   STATES,
+  SHARE_REFUSALS,
   stateIndex,
   THROTTLED,
   TIMEOUTS,
   TRANSITIONS,
 } from './policies.ts';
 
-export { CAUSES, CHAOS_KINDS, OBSERVED, OUTCOMES, STATES };
+export { CAUSES, CHAOS_KINDS, OBSERVED, OUTCOMES, ROLLBACK_REASONS, STATES };
 
 /**
  * Observations replayed into the histogram per turn of the event loop (about a
@@ -62,6 +68,8 @@ export interface EntrySpec {
   readonly throttle: { readonly probability: number } | undefined;
   /** The pipeline's adaptive limit, if any: its limit and calls in flight are read at scrape time. */
   readonly limit: { readonly limit: number; readonly inFlight: number } | undefined;
+  /** The pipeline's guarded rollout, if any: its shares and rollback are read at scrape time. */
+  readonly rollout: RolloutLike | undefined;
 }
 
 /**
@@ -84,6 +92,7 @@ export class Entry {
   readonly has: EntrySpec['has'];
   readonly throttle: EntrySpec['throttle'];
   readonly limit: EntrySpec['limit'];
+  readonly rollout: EntrySpec['rollout'];
   /** `{ pipeline, ...constLabels }`, as the only element. */
   readonly baseLabels: readonly Labels[];
   /** One label set per outcome, in {@link OUTCOMES} order. */
@@ -96,6 +105,8 @@ export class Entry {
   readonly causeLabels: readonly Labels[];
   /** One label set per chaos kind, in {@link CHAOS_KINDS} order. */
   readonly kindLabels: readonly Labels[];
+  /** One label set per rollback reason, in {@link ROLLBACK_REASONS} order. */
+  readonly reasonLabels: readonly Labels[];
   /** How many attachments of its sink hold this entry. */
   holds = 0;
   removed = false;
@@ -110,6 +121,7 @@ export class Entry {
     this.has = spec.has;
     this.throttle = spec.throttle;
     this.limit = spec.limit;
+    this.rollout = spec.rollout;
     this.data = new Float64Array(BUCKETS + 2 * OBSERVED * (bucketCount + 1));
     this.reported = new Float64Array(this.data.length);
     const pipeline = spec.pipeline.name!;
@@ -120,6 +132,7 @@ export class Entry {
     this.toLabels = STATES.map((to) => labels({ to }));
     this.causeLabels = CAUSES.map((cause) => labels({ cause }));
     this.kindLabels = CHAOS_KINDS.map((kind) => labels({ kind }));
+    this.reasonLabels = ROLLBACK_REASONS.map((reason) => labels({ reason }));
   }
 
 }
@@ -445,6 +458,13 @@ export const FAMILY_SUFFIXES = [
   'rate_limit_admitted_total',
   'rate_limit_delayed_total',
   'rate_limit_rejections_total',
+  'rollout_exposures_total',
+  'rollout_experiment_failures_total',
+  'rollout_rollbacks_total',
+  'rollout_share_refusals_total',
+  'rollout_share',
+  'rollout_requested_share',
+  'rollout_rolled_back',
 ] as const;
 
 /**
@@ -489,6 +509,8 @@ export class Group {
       new CounterFamily(this, prefix + suffix, help, names(extra), from, series);
     const single = (suffix: string, help: string, from: number, present: (e: Entry) => boolean): Family =>
       counter(suffix, help, from, undefined, (e) => (present(e) ? e.baseLabels : undefined));
+    const rolloutGauge = (suffix: string, help: string, read: (r: RolloutLike) => number): Family =>
+      new GaugeFamily(this, prefix + suffix, help, names(), (e) => (e.rollout ? e.baseLabels : undefined), (e) => [read(e.rollout!)]);
     const occupancy = (suffix: string, help: string, read: (b: BulkheadLike) => number): Family =>
       new GaugeFamily(this, prefix + suffix, help, names(), (e) => (e.bulkhead ? e.baseLabels : undefined), (e) => [read(e.bulkhead!)]);
     this.families = [
@@ -546,6 +568,22 @@ export class Group {
       single('rate_limit_admitted_total', 'Calls a rate limiter admitted, at once or after a wait.', RATE_ADMITTED, (e) => e.has.rateLimiter),
       single('rate_limit_delayed_total', 'Calls a rate limiter admitted after waiting for a token.', RATE_DELAYED, (e) => e.has.rateLimiter),
       single('rate_limit_rejections_total', 'Calls a rate limiter refused (no token, and no room or time to wait).', RATE_REJECTED, (e) => e.has.rateLimiter),
+      single('rollout_exposures_total', 'Calls a guarded rollout sent to its experimental implementation.', EXPOSURES, (e) => e.rollout !== undefined),
+      single(
+        'rollout_experiment_failures_total',
+        'Experimental calls that failed, were refused by their breaker or were cut, and were answered by the stable path.',
+        EXPERIMENT_FAILURES,
+        (e) => e.rollout !== undefined,
+      ),
+      counter('rollout_rollbacks_total', 'Automatic rollbacks of an experiment, by the health signal that triggered them.', ROLLBACKS, 'reason', (e) =>
+        e.rollout ? e.reasonLabels : undefined,
+      ),
+      single('rollout_share_refusals_total', 'Flag values a guarded rollout refused (not a share from 0 to 1).', SHARE_REFUSALS, (e) => e.rollout !== undefined),
+      rolloutGauge('rollout_share', 'The share of calls a guarded rollout sends to its experiment now, read when scraped.', (r) => r.share),
+      rolloutGauge('rollout_requested_share', 'The share the feature flag asks for (the ramp or a rollback may hold the share below it).', (r) => r.requestedShare),
+      rolloutGauge('rollout_rolled_back', '1 while a guarded rollout has rolled its experiment back (until released), else 0.', (r) =>
+        r.rolledBack === undefined ? 0 : 1,
+      ),
     ];
   }
 

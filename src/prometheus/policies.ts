@@ -51,6 +51,18 @@ export interface RetryLike {
   readonly onBudgetExhausted?: Event<unknown>;
 }
 
+/** A guarded rollout: its shares and rollback read at scrape time, its events counted. @internal */
+export interface RolloutLike {
+  readonly kind: string;
+  readonly share: number;
+  readonly requestedShare: number;
+  readonly rolledBack: unknown;
+  readonly onExposure: Event<unknown>;
+  readonly onExperimentFailed: Event<unknown>;
+  readonly onRollback: Event<{ readonly reason?: unknown }>;
+  readonly onShareRefused: Event<unknown>;
+}
+
 /** Policies of one measured unit: a named pipeline plus its unnamed nested pipelines. @internal */
 export interface Unit {
   readonly pipeline: PipelineLike;
@@ -64,6 +76,7 @@ export interface Unit {
   readonly throttles: { readonly kind: string; readonly onReject: Event<unknown>; readonly probability: number }[];
   readonly rateLimiters: { readonly kind: string; readonly onAdmit: Event<{ readonly waitedMs?: number }>; readonly onReject: Event<unknown> }[];
   readonly limits: { readonly kind: string; readonly onReject: Event<unknown>; readonly limit: number; readonly inFlight: number }[];
+  readonly rollouts: RolloutLike[];
 }
 
 type Bag = Record<string, unknown>;
@@ -103,7 +116,7 @@ export function unitsOf(root: PipelineLike): Unit[] {
   const visit = (named: PipelineLike): void => {
     if (seen.has(named)) return;
     seen.add(named);
-    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [], throttles: [], limits: [], rateLimiters: [] };
+    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [], throttles: [], limits: [], rateLimiters: [], rollouts: [] };
     units.push(unit);
     const collect = (policies: readonly unknown[], path: Set<unknown>): void => {
       for (const policy of policies) {
@@ -127,6 +140,9 @@ export function unitsOf(root: PipelineLike): Unit[] {
         if (typeof policy.onReject === 'function' && typeof policy.probability === 'number' && !isBulkhead(policy)) {
           unit.throttles.push(policy as unknown as Unit['throttles'][number]);
         }
+        if (typeof policy.onRollback === 'function' && typeof policy.onExposure === 'function' && typeof policy.share === 'number') {
+          unit.rollouts.push(policy as unknown as RolloutLike);
+        }
         if (typeof policy.onTimeout === 'function') unit.timeouts.push(policy as unknown as Unit['timeouts'][number]);
         if (typeof policy.onFallback === 'function') unit.fallbacks.push(policy as unknown as Unit['fallbacks'][number]);
       }
@@ -148,6 +164,8 @@ export const STATES = ['closed', 'open', 'half_open', 'isolated'] as const;
 export const CAUSES = ['failure', 'timeout', 'circuit_open', 'bulkhead_full', 'rejected'] as const;
 /** Values of the `kind` label of `chaos_injections_total`. */
 export const CHAOS_KINDS = ['fault', 'latency', 'outcome'] as const;
+/** Values of the `reason` label of `rollout_rollbacks_total`. */
+export const ROLLBACK_REASONS = ['error_rate', 'signal_rate'] as const;
 
 // Layout of an entry's Float64Array.
 export const CALLS = 0; // 6 outcomes
@@ -167,9 +185,13 @@ export const LIMIT_DROPS = 27;
 export const RATE_ADMITTED = 28;
 export const RATE_DELAYED = 29;
 export const RATE_REJECTED = 30;
+export const EXPOSURES = 31;
+export const EXPERIMENT_FAILURES = 32;
+export const ROLLBACKS = 33; // 2 reasons
+export const SHARE_REFUSALS = 35;
 // Then, per observed outcome and bucket (bounds + 1 of them, not cumulative):
 // the number of observations, and after all of those, the sum of their seconds.
-export const BUCKETS = 31;
+export const BUCKETS = 36;
 
 
 /** The `cause` of a fallback: the kind of error it replaced, as an index into {@link CAUSES}. @internal */
@@ -258,6 +280,15 @@ export function countInto(unit: Unit, data: Float64Array, disposers: Disposer[])
       if ((event?.waitedMs ?? 0) > 0) data[RATE_DELAYED]!++;
     }, disposers);
     on(r.onReject, add(RATE_REJECTED), disposers);
+  }
+  for (const r of unit.rollouts) {
+    on(r.onExposure, add(EXPOSURES), disposers);
+    on(r.onExperimentFailed, add(EXPERIMENT_FAILURES), disposers);
+    on(r.onRollback, (event) => {
+      const i = event?.reason === 'error-rate' ? 0 : event?.reason === 'signal-rate' ? 1 : -1;
+      if (i >= 0) data[ROLLBACKS + i]!++;
+    }, disposers);
+    on(r.onShareRefused, add(SHARE_REFUSALS), disposers);
   }
 }
 

@@ -278,6 +278,7 @@ export class PrometheusMetrics {
           },
           throttle: unit.throttles[0],
           limit: unit.limits[0],
+          rollout: unit.rollouts[0],
         },
         group.bounds.length,
       );

@@ -1,0 +1,25 @@
+// @ts-check
+/**
+ * Mutation testing of src/ (`npm run test:mutation`; docs/reliability.md#mutation-testing).
+ * Per-test coverage: each mutant runs only the tests that reach it. Incremental:
+ * a rerun tests only mutants in changed code or reached by changed tests, against
+ * the committed result of the last run (test/mutation/incremental.json).
+ * @type {import('@stryker-mutator/api/core').PartialStrykerOptions}
+ */
+export default {
+  testRunner: 'vitest',
+  vitest: { configFile: 'vitest.mutation.config.ts' },
+  plugins: ['@stryker-mutator/vitest-runner'],
+  mutate: ['src/**/*.ts'],
+  coverageAnalysis: 'perTest',
+  concurrency: 2,
+  incremental: true,
+  incrementalFile: 'test/mutation/incremental.json',
+  reporters: ['clear-text', 'progress', 'html', 'json'],
+  htmlReporter: { fileName: 'reports/mutation/index.html' },
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  tempDirName: '.stryker-tmp',
+  timeoutMS: 10_000,
+  thresholds: { high: 85, low: 75, break: null },
+  cleanTempDir: 'always',
+};

@@ -1,0 +1,247 @@
+import { describe, expect, it } from 'vitest';
+import { isIsolatedCircuitError, pipeline, rollout, type RolloutRollback, timeout } from '../src/index.ts';
+import { FakeClock, seededRandom } from '../src/testing/index.ts';
+import { delayed, never, track } from './helpers.ts';
+
+const stable = (): string => 'stable';
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('rollout', () => {
+  it('sends no call to the experiment while the share is 0, and every call while it is 1', async () => {
+    const flag = { share: 0 };
+    const clock = new FakeClock();
+    const r = rollout({ experimental: () => 'new', share: () => flag.share, rampStep: 1, clock });
+    expect(await r.execute(stable)).toBe('stable');
+    flag.share = 1;
+    expect(await r.execute(stable)).toBe('new');
+    expect(r.share).toBe(1);
+    expect(r.requestedShare).toBe(1);
+  });
+
+  it('ramps a jump larger than rampStep, one step per rampEveryMs; lowering applies at once', async () => {
+    const flag = { share: 0 };
+    const clock = new FakeClock();
+    const changes: [number, number, number][] = [];
+    const r = rollout({ experimental: () => 'new', share: () => flag.share, rampStep: 0.05, rampEveryMs: 1_000, clock, random: () => 0.5 });
+    r.onShareChange((e) => changes.push([e.from, e.to, e.requested]));
+    flag.share = 0.2; // the seed's mistake: 0% to 20% at once
+    await r.execute(stable);
+    expect(r.share).toBe(0.05);
+    await clock.advance(999);
+    await r.execute(stable);
+    expect(r.share).toBe(0.05);
+    await clock.advance(1);
+    await r.execute(stable);
+    expect(r.share).toBeCloseTo(0.1, 12);
+    await clock.advance(5_000); // an idle ramp does not jump: one step per call after the interval
+    await r.execute(stable);
+    expect(r.share).toBeCloseTo(0.15, 12);
+    flag.share = 0.02;
+    await r.execute(stable);
+    expect(r.share).toBe(0.02);
+    expect(changes.map(([, to]) => Number(to.toFixed(2)))).toEqual([0.05, 0.1, 0.15, 0.02]);
+    expect(changes.every(([, , requested], i) => requested === (i < 3 ? 0.2 : 0.02))).toBe(true);
+  });
+
+  it('refuses a flag value outside 0 to 1 (and a flag that throws): the last valid share stays', async () => {
+    const flag = { share: 1 as unknown };
+    const clock = new FakeClock();
+    const refused: unknown[] = [];
+    const r = rollout({ experimental: () => 'new', share: () => flag.share as number, rampStep: 1, clock });
+    r.onShareRefused((e) => refused.push(e.value));
+    expect(await r.execute(stable)).toBe('new');
+    for (const bad of [20, -0.1, Number.NaN, '0.2', undefined]) {
+      flag.share = bad;
+      expect(await r.execute(stable)).toBe('new');
+    }
+    const boom = new Error('flag service down');
+    const throwing = rollout({ experimental: () => 'new', share: () => { throw boom; }, clock });
+    expect(await throwing.execute(stable)).toBe('stable');
+    expect(refused).toEqual([20, -0.1, Number.NaN, '0.2', undefined]);
+    expect(r.requestedShare).toBe(1);
+  });
+
+  it('validates its options at construction, naming the option, the rule and the value', () => {
+    const experimental = (): number => 1;
+    expect(() => rollout({ experimental, share: 20 })).toThrow(
+      'rollout: option "share" must be a share from 0 to 1, or a function returning one (the feature flag); received 20',
+    );
+    expect(() => rollout({ experimental, share: 1.5 })).toThrow(RangeError);
+    expect(() => rollout({ experimental, share: Number.NaN })).toThrow(TypeError);
+    expect(() => rollout({ share: 0 } as never)).toThrow('rollout: option "experimental" is required; received undefined');
+    expect(() => rollout({ experimental } as never)).toThrow('rollout: option "share" is required; received undefined');
+    expect(() => rollout({ experimental, share: 0, rampStep: 0 })).toThrow(/option "rampStep" must be a number greater than 0 and at most 1; received 0/);
+    expect(() => rollout({ experimental, share: 0, errorRateMargin: 2 })).toThrow(/option "errorRateMargin"/);
+    expect(() => rollout({ experimental, share: 0, minimumCalls: 0 })).toThrow(/option "minimumCalls" must be an integer from 1/);
+    expect(() => rollout({ experimental, share: 0, window: { ms: 1_000, buckets: 3 } })).toThrow(/window.ms" must be a multiple of window.buckets/);
+    expect(() => rollout({ experimental, share: 0, rampEveryMs: -1 })).toThrow(/option "rampEveryMs"/);
+    expect(() => rollout({ experimental, share: 0, percentage: 20 } as never)).toThrow(/unknown option "percentage"/);
+    expect(() => rollout({ experimental, share: 0, breaker: { failureRateThreshold: 50 } })).toThrow(/circuitBreaker: option "failureRateThreshold"/);
+  });
+
+  it('answers from the stable path when the experiment fails, and does not count the caller abort', async () => {
+    const clock = new FakeClock();
+    const failed: unknown[] = [];
+    const r = rollout({ experimental: () => Promise.reject(new Error('new code broke')), share: 1, rampStep: 1, clock, minimumCalls: 1_000 });
+    r.onExperimentFailed((e) => failed.push(e.error));
+    expect(await r.execute(stable)).toBe('stable');
+    expect(failed).toHaveLength(1);
+    const controller = new AbortController();
+    const reason = new Error('user left');
+    const waiting = rollout({ experimental: ({ signal }) => delayed(clock, 1_000, 'new', signal), share: 1, rampStep: 1, clock });
+    const call = track(waiting.execute(stable, { signal: controller.signal }));
+    await Promise.resolve();
+    controller.abort(reason);
+    await clock.advance(0);
+    expect(call.status).toBe('rejected');
+    expect(call.error).toBe(reason);
+    expect(waiting.inFlight).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it("the experiment's own breaker opens on its failures, and then the stable path answers without calling it", async () => {
+    const clock = new FakeClock();
+    let calls = 0;
+    const r = rollout({
+      experimental: () => {
+        calls++;
+        throw new Error('down');
+      },
+      share: 1,
+      rampStep: 1,
+      clock,
+      minimumCalls: 1_000,
+      breaker: { minimumCalls: 5, halfOpenAfterMs: 10_000 },
+    });
+    for (let i = 0; i < 20; i++) expect(await r.execute(stable)).toBe('stable');
+    expect(calls).toBe(5);
+    expect(r.breaker.state).toBe('open');
+  });
+
+  it('rolls back when the error rate is worse than the stable path by the margin, records why, stays off until released', async () => {
+    const clock = new FakeClock();
+    const random = seededRandom(7);
+    const rollbacks: RolloutRollback[] = [];
+    let exposures = 0;
+    const r = rollout({
+      experimental: () => (random() < 0.3 ? Promise.reject(new Error('new code broke')) : 'new'),
+      share: 0.5,
+      rampStep: 1,
+      minimumCalls: 20,
+      errorRateMargin: 0.1,
+      clock,
+      random: seededRandom(1),
+      breaker: { minimumCalls: 1_000 },
+    });
+    r.onRollback((e) => rollbacks.push(e));
+    r.onExposure(() => exposures++);
+    const answers: string[] = [];
+    for (let i = 0; i < 200; i++) answers.push(await r.execute(stable));
+    expect(rollbacks).toHaveLength(1);
+    expect(rollbacks[0]).toMatchObject({ reason: 'error-rate', stableRate: 0 });
+    expect(rollbacks[0]!.calls).toBeGreaterThanOrEqual(20);
+    expect(rollbacks[0]!.experimentalRate).toBeGreaterThanOrEqual(0.1);
+    expect(r.rolledBack).toBe(rollbacks[0]);
+    expect(r.share).toBe(0);
+    expect(r.breaker.state).toBe('isolated');
+    const exposedAtRollback = exposures;
+    expect(exposedAtRollback).toBe(rollbacks[0]!.calls);
+    for (let i = 0; i < 50; i++) expect(await r.execute(stable)).toBe('stable');
+    expect(exposures).toBe(exposedAtRollback);
+    r.release();
+    expect(r.rolledBack).toBeUndefined();
+    expect(r.breaker.state).toBe('closed');
+    for (let i = 0; i < 20; i++) await r.execute(stable);
+    expect(exposures).toBeGreaterThan(exposedAtRollback);
+    expect(answers).toContain('new');
+  });
+
+  it('rolls back from a reported signal (tickets per exposure) once the window holds minimumCalls', async () => {
+    const clock = new FakeClock();
+    const r = rollout({ experimental: () => 'new', share: 1, rampStep: 1, minimumCalls: 10, signalRateMargin: 0.1, clock });
+    const rollbacks: RolloutRollback[] = [];
+    r.onRollback((e) => rollbacks.push(e));
+    for (let i = 0; i < 5; i++) await r.execute(stable);
+    r.report('experimental', 5);
+    expect(rollbacks).toHaveLength(0); // 5 calls: too few to judge
+    for (let i = 0; i < 5; i++) await r.execute(stable);
+    expect(rollbacks).toEqual([{ reason: 'signal-rate', atMs: 0, experimentalRate: 0.5, stableRate: 0, calls: 10 }]);
+  });
+
+  it('compares signals with the stable path: the same ticket rate on both is no reason to roll back', async () => {
+    const clock = new FakeClock();
+    const r = rollout({ experimental: () => 'new', share: 0.5, rampStep: 1, minimumCalls: 10, signalRateMargin: 0.1, clock, random: seededRandom(3) });
+    for (let i = 0; i < 100; i++) {
+      const answer = await r.execute(stable);
+      if (i % 4 === 0) r.report(answer === 'new' ? 'experimental' : 'stable');
+    }
+    expect(r.rolledBack).toBeUndefined();
+    for (let i = 0; i < 40; i++) {
+      const answer = await r.execute(stable);
+      if (answer === 'new') r.report('experimental', 2);
+    }
+    expect(r.rolledBack?.reason).toBe('signal-rate');
+    expect(() => r.report('beta' as never)).toThrow(/path must be "experimental" or "stable"/);
+    expect(() => r.report('stable', 0)).toThrow(/count must be an integer/);
+  });
+
+  it('the flag at 0 is the kill switch: new calls go stable and calls in flight are cut, their callers get the stable answer', async () => {
+    const clock = new FakeClock();
+    const flag = { share: 1 };
+    let aborted: unknown;
+    const r = rollout({
+      experimental: ({ signal }) => {
+        signal.addEventListener('abort', () => (aborted = signal.reason));
+        return never<string>();
+      },
+      share: () => flag.share,
+      rampStep: 1,
+      clock,
+    });
+    const calls = [track(r.execute(stable)), track(r.execute(stable))];
+    await Promise.resolve();
+    expect(r.inFlight).toBe(2);
+    flag.share = 0;
+    expect(await r.execute(stable)).toBe('stable');
+    await settle();
+    expect(calls.map((c) => c.value)).toEqual(['stable', 'stable']);
+    expect(isIsolatedCircuitError(aborted)).toBe(true);
+    expect(r.inFlight).toBe(0);
+    expect(r.breaker.state).toBe('isolated');
+    flag.share = 1; // on again: the flag's isolation is released, and the share climbs at the ramp's pace
+    expect(await r.execute(stable)).toBe('stable');
+    expect(r.breaker.state).toBe('closed');
+    expect(r.share).toBe(0);
+    await clock.advance(60_000);
+    track(r.execute(stable));
+    expect(r.share).toBe(1);
+    expect(r.inFlight).toBe(1);
+  });
+
+  it("isolate() on the experiment's breaker cuts it in one call, whatever the flag says", async () => {
+    const clock = new FakeClock();
+    const r = rollout({ experimental: () => never<string>(), share: 1, rampStep: 1, clock });
+    const inFlight = track(r.execute(stable));
+    await Promise.resolve();
+    const handle = r.breaker.isolate();
+    await settle();
+    expect(inFlight.value).toBe('stable');
+    expect(r.share).toBe(0);
+    expect(await r.execute(stable)).toBe('stable');
+    handle.release();
+    expect(r.share).toBe(1);
+  });
+
+  it('inside a pipeline, layers inside it apply to the stable path; an outer timeout still ends the experiment', async () => {
+    const clock = new FakeClock();
+    const r = rollout({ experimental: ({ signal }) => delayed(clock, 5_000, 'new', signal), share: 1, rampStep: 1, clock });
+    const p = pipeline(timeout({ ms: 100, clock }), r);
+    const call = track(p.execute(stable));
+    await clock.advance(100);
+    expect(call.status).toBe('rejected');
+    expect((call.error as Error).name).toBe('TimeoutError');
+    expect(r.inFlight).toBe(0);
+    await clock.advance(10_000);
+    expect(clock.pendingTimers).toBe(0);
+  });
+});
