@@ -7,6 +7,7 @@ export default defineConfig({
     'prometheus/index': 'src/prometheus/index.ts',
     'opossum/index': 'src/opossum/index.ts',
     'chaos/index': 'src/chaos/index.ts',
+    'opentelemetry/index': 'src/opentelemetry/index.ts',
     'fetch/index': 'src/fetch/index.ts',
   },
   format: ['esm', 'cjs'],

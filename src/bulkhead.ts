@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { unwatchAbort, watchAbort } from './core/abort.ts';
 import { type Clock, systemClock, type TimerHandle } from './core/clock.ts';
 import { BulkheadRejectedError } from './core/errors.ts';
@@ -58,6 +59,12 @@ class QueuedCall<T> {
   readonly index: number;
   readonly scope: Scope | undefined;
   readonly attempt: number;
+  /**
+   * The caller's async context: the call starts when another call releases its
+   * slot, or is refused from the queue timer, and goes on in this context rather
+   * than theirs (AsyncLocalStorage, and so an OpenTelemetry span, stays its caller's).
+   */
+  readonly context = new AsyncResource('breakwater.bulkhead', { requireManualDestroy: true });
 
   constructor(owner: BulkheadPolicy, chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number) {
     this.owner = owner;
@@ -232,8 +239,24 @@ export class BulkheadPolicy extends PolicyBase {
       const node = this.#head;
       if (node === undefined) return;
       this._abandon(node);
-      this.#start(node.chain, node.index, node.scope, node.attempt).then(node.resolve, node.reject);
+      node.context.runInAsyncScope(this.#startQueued, this, node);
     }
+  }
+
+  #startQueued(node: QueuedCall<unknown>): void {
+    this.#start(node.chain, node.index, node.scope, node.attempt).then(node.resolve, node.reject);
+  }
+
+  #refuseQueued(node: QueuedCall<unknown>): void {
+    if (this.#reject.active) this.#reject.emit(QUEUE_TIMEOUT);
+    node.reject(
+      new BulkheadRejectedError(
+        this.#maxConcurrent,
+        this.maxQueue,
+        `the call waited ${this.queueTimeoutMs} ms in the bulkhead queue without getting a slot: it was not made`,
+        { pipeline: node.chain.pipeline },
+      ),
+    );
   }
 
   /** The queue timer: rejects every call whose wait expired, then re-arms for the oldest one left. */
@@ -243,15 +266,7 @@ export class BulkheadPolicy extends PolicyBase {
     let node = this.#head;
     while (node !== undefined && node.deadline <= now) {
       this._abandon(node);
-      if (this.#reject.active) this.#reject.emit(QUEUE_TIMEOUT);
-      node.reject(
-        new BulkheadRejectedError(
-          this.#maxConcurrent,
-          this.maxQueue,
-          `the call waited ${this.queueTimeoutMs} ms in the bulkhead queue without getting a slot: it was not made`,
-          { pipeline: node.chain.pipeline },
-        ),
-      );
+      node.context.runInAsyncScope(this.#refuseQueued, this, node);
       node = this.#head;
     }
     if (node !== undefined && this.#timer === undefined) {

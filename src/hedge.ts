@@ -3,6 +3,7 @@
  * first good result. Bounded by a budget of extra attempts, since every hedge
  * is extra load on the dependency.
  */
+import { AsyncResource } from 'node:async_hooks';
 import { unwatchAbort, watchAbort } from './core/abort.ts';
 import { type Clock, systemClock, type TimerHandle } from './core/clock.ts';
 import { Emitter, type Event } from './core/events.ts';
@@ -236,6 +237,13 @@ class HedgedCall<T> {
   #pending: Pending | undefined = undefined;
   /** The parent signal watched while a hedge is pending. */
   #watching: AbortSignal | undefined = undefined;
+  /**
+   * The caller's async context, captured when the first hedge is armed: hedges
+   * start from the policy's one timer, which runs in whatever context armed it,
+   * so a hedged attempt runs in this one instead (AsyncLocalStorage, and so an
+   * OpenTelemetry span, is then its caller's, as for the first attempt).
+   */
+  #context: AsyncResource | undefined = undefined;
   #lastError: unknown = undefined;
   #resolve!: (value: T) => void;
   #reject!: (error: unknown) => void;
@@ -284,11 +292,16 @@ class HedgedCall<T> {
       if (signal.aborted) return; // the attempts see it through their own signals
       watchAbort((this.#watching = signal), this);
     }
+    this.#context ??= new AsyncResource('breakwater.hedge', { requireManualDestroy: true });
     this.#pending = this.#policy.timers.add(this as HedgedCall<unknown>, now, delayMs);
   }
 
-  /** The hedge is due (called by the policy's timers). */
+  /** The hedge is due (called by the policy's timers): goes on in the caller's async context. */
   due(now: number): void {
+    this.#context!.runInAsyncScope(this.#due, this, now);
+  }
+
+  #due(now: number): void {
     this.#pending = undefined;
     if (this.#settled) return;
     if (this.#policy.spend(this.#first + this.#attempts.length, now - this.#startedAt)) {

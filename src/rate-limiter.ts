@@ -3,6 +3,7 @@
  * second on average and `burst` at once; calls over the limit wait in a bounded,
  * abortable queue or are refused at once with how long to wait.
  */
+import { AsyncResource } from 'node:async_hooks';
 import { unwatchAbort, watchAbort } from './core/abort.ts';
 import { type Clock, systemClock, type TimerHandle } from './core/clock.ts';
 import { RateLimitedError, stackless } from './core/errors.ts';
@@ -52,6 +53,12 @@ class Waiter<T> {
   readonly index: number;
   readonly scope: Scope | undefined;
   readonly attempt: number;
+  /**
+   * The caller's async context: the call goes on from the limiter's one timer,
+   * which runs in the context of whichever call armed it, so it resumes in this
+   * one instead (AsyncLocalStorage, and so an OpenTelemetry span, stays its caller's).
+   */
+  readonly context = new AsyncResource('breakwater.rate-limiter', { requireManualDestroy: true });
 
   constructor(owner: RateLimiterPolicy, chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number, now: number) {
     this.#owner = owner;
@@ -195,8 +202,7 @@ export class RateLimiterPolicy extends PolicyBase {
       this.#tokens -= 1;
       waiter.waiting = false;
       if (waiter.signal !== undefined) unwatchAbort(waiter.signal, waiter);
-      this.#admitted(now - waiter.enqueuedAt);
-      waiter.resolve(waiter.chain.next(waiter.index + 1, waiter.scope, waiter.attempt));
+      waiter.context.runInAsyncScope(this.#resume, this, waiter, now);
     }
     if (this.#head > 64 && this.#head * 2 > this.#queue.length) {
       this.#queue.splice(0, this.#head);
@@ -204,6 +210,11 @@ export class RateLimiterPolicy extends PolicyBase {
     }
     this.#arm();
   };
+
+  #resume(waiter: Waiter<unknown>, now: number): void {
+    this.#admitted(now - waiter.enqueuedAt);
+    waiter.resolve(waiter.chain.next(waiter.index + 1, waiter.scope, waiter.attempt));
+  }
 
   #admitted(waitedMs: number): void {
     const emitter = this.#admit;

@@ -19,6 +19,7 @@ const subpaths: Record<string, string> = {
   'breakwater/prometheus': '../src/prometheus/index.ts',
   'breakwater/opossum': '../src/opossum/index.ts',
   'breakwater/chaos': '../src/chaos/index.ts',
+  'breakwater/opentelemetry': '../src/opentelemetry/index.ts',
   'breakwater/fetch': '../src/fetch/index.ts',
 };
 

@@ -7,7 +7,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -36,6 +36,7 @@ beforeAll(() => {
   // Optional peers come from the repository's own node_modules, as a user's app would have them.
   mkdirSync(join(dir, 'node_modules'), { recursive: true });
   for (const peer of Object.keys(pkg.peerDependencies ?? {})) {
+    mkdirSync(dirname(join(dir, 'node_modules', peer)), { recursive: true }); // a scoped peer's @scope folder
     symlinkSync(join(root, 'node_modules', peer), join(dir, 'node_modules', peer), 'dir');
   }
   // So do the type packages a TypeScript user of Node and opossum has.

@@ -10,26 +10,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import {
-  bulkhead,
-  circuitBreaker,
-  constant,
-  adaptiveLimit,
-  aimd,
-  fallback,
-  hedge,
-  rateLimiter,
-  throttle,
-  pipeline,
-  retry,
-  rollout,
-  retryBudget,
-  timeout,
-} from '../src/index.ts';
-import { chaos } from '../src/chaos/index.ts';
+import { busyWorkload } from './busy-workload.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
-import { FakeClock } from '../src/testing/index.ts';
-import { delayed, never, track } from './helpers.ts';
 import { parseExposition, FAMILIES } from './prometheus-helpers.ts';
 import { prometheusTools } from './prometheus-tools.ts';
 
@@ -44,68 +26,13 @@ function promtool(args: string[], input?: string): { status: number | null; outp
 }
 
 
-/** A registry with every family populated and every outcome counted, on two pipelines and two sinks. */
+/** A registry with every family populated and every outcome counted, on four pipelines and four sinks. */
 async function busyRegistry(): Promise<Registry> {
-  const clock = new FakeClock();
   const registry = new Registry();
   registry.setDefaultLabels({ service: 'checkout' });
-  const breaker = circuitBreaker({ clock, minimumCalls: 5, halfOpenAfterMs: 1_000 });
-  const auth = pipeline(
-    { name: 'auth', clock },
-    fallback({ value: 'guest', handle: (e) => (e as Error).message === 'use fallback' }),
-    bulkhead({ maxConcurrent: 1, maxQueue: 0, clock }),
-    retry({ maxAttempts: 2, backoff: constant({ ms: 1 }), clock }),
-    breaker,
-    timeout({ ms: 50, clock }),
-  );
-  const payments = pipeline(
-    { name: 'payments-db', clock },
-    retry({ maxAttempts: 3, backoff: constant({ ms: 1 }), budget: retryBudget({ ratio: 0, minPerSecond: 0, clock }), clock }),
-    timeout({ ms: 5, clock }),
-  );
-  prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(auth);
-  prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(payments);
-  const search = pipeline(
-    { name: 'search', clock },
-    rateLimiter({ ratePerSecond: 1_000, burst: 1, maxQueue: 1, clock }),
-    throttle({ clock }),
-    adaptiveLimit({ algorithm: aimd(), maxQueue: 10, clock }),
-    hedge({ delayMs: 5, maxExtraLoad: 1, clock }),
-    chaos({ kind: 'latency', ms: 1, injectionRate: 1, enabled: true, clock }),
-  );
-  prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(search);
-  const flag = { share: 1 as unknown };
-  const feature = rollout({ experimental: () => Promise.reject(new Error('new code broke')), share: () => flag.share as number, rampStep: 1, minimumCalls: 2, clock });
-  const ranking = pipeline({ name: 'ranking', clock }, feature);
-  prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(ranking);
-
-  const controller = new AbortController();
-  const calls = [
-    track(auth.execute(({ signal }) => delayed(clock, 10, 'ok', signal))), // success (holds the bulkhead)
-    track(auth.execute(() => 'never runs')), // rejected by the bulkhead
-  ];
-  await clock.advance(10);
-  calls.push(track(auth.execute(() => Promise.reject(new Error('use fallback'))))); // fallback
-  calls.push(track(auth.execute(() => never(), { signal: controller.signal }))); // cancelled
-  controller.abort(new Error('caller left'));
-  await clock.advance(10);
-  calls.push(track(auth.execute(() => never()))); // timeout, retried
-  await clock.advance(200);
-  for (let i = 0; i < 3; i++) {
-    calls.push(track(auth.execute(() => Promise.reject(new Error('down'))))); // failures: the breaker opens
-    await clock.advance(10);
-  }
-  calls.push(track(auth.execute(() => 'short-circuited'))); // rejected by the open breaker
-  calls.push(track(payments.execute(() => never()))); // timeout
-  calls.push(track(payments.execute(() => 'ok'))); // success
-  calls.push(track(payments.execute(() => Promise.reject(new Error('db down'))))); // failure
-  calls.push(track(search.execute(({ attempt }) => delayed(clock, attempt === 1 ? 50 : 1, 'hedged')))); // a hedge wins
-  calls.push(track(search.execute(({ signal }) => delayed(clock, 20, 'no budget', signal)))); // a hedge due, refused by the budget
-  calls.push(track(ranking.execute(() => 'stable')), track(ranking.execute(() => 'stable'))); // exposures that fail: rolled back
-  flag.share = 7; // refused
-  calls.push(track(ranking.execute(() => 'stable')));
-  await clock.advance(100);
-  expect(calls.every((c) => c.status !== 'pending')).toBe(true);
+  await busyWorkload((...pipelines) => {
+    for (const p of pipelines) prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(p);
+  });
   return registry;
 }
 

@@ -16,7 +16,16 @@ async function bundle(entries: readonly string[], contents: string): Promise<str
   try {
     await buildSources(join(dir, 'dist'), entries, ['esm']);
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', sideEffects: false }));
-    const result = await build({ stdin: { contents, resolveDir: dir }, bundle: true, format: 'esm', write: false, minify: true, logLevel: 'silent' });
+    const result = await build({
+      stdin: { contents, resolveDir: dir },
+      bundle: true,
+      format: 'esm',
+      platform: 'node', // Breakwater runs on Node: bulkhead, hedge and the rate limiter import node:async_hooks
+      external: ['prom-client', '@opentelemetry/api'], // the optional peers, as a service has them
+      write: false,
+      minify: true,
+      logLevel: 'silent',
+    });
     return result.outputFiles[0]!.text;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -27,7 +36,14 @@ describe('tree shaking', () => {
   it('a bundler given the built package and `import { timeout }` leaves the other policies out', async () => {
     const code = await bundle(['index', 'opossum/index'], "import { timeout } from './dist/index.js'; console.log(timeout);");
     expect(code).toContain('TimeoutError'); // the import itself is there
-    expect(code).not.toMatch(/bulkhead|circuitBreaker|retryAfter/);
+    expect(code).not.toMatch(/bulkhead|circuitBreaker|retryAfter|async_hooks|opentelemetry|prom-client/);
+  }, 120_000);
+
+  it('`import { openTelemetry }` from breakwater/opentelemetry leaves prom-client and the Prometheus sink out', async () => {
+    const code = await bundle(['index', 'prometheus/index', 'opentelemetry/index'], "import { openTelemetry } from './dist/opentelemetry/index.js'; console.log(openTelemetry);");
+    expect(code).toContain('@opentelemetry/api');
+    expect(code).toContain('breakwater.call.duration');
+    expect(code).not.toMatch(/prom-client|PrometheusMetrics|registerMetric/);
   }, 120_000);
 
   it('`import { resilientFetch }` from breakwater/fetch keeps its default pipeline and leaves the other policies out', async () => {

@@ -3,8 +3,10 @@
  * pipeline in the recommended order (fallback → bulkhead → retry → breaker →
  * timeout), with metrics off and on.
  */
+import { InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { Registry } from 'prom-client';
 import * as bw from '../../src/index.ts';
+import { openTelemetry } from '../../src/opentelemetry/index.ts';
 import { prometheusMetrics } from '../../src/prometheus/index.ts';
 import { TIMEOUT_MS } from './peers.ts';
 import type { Subject } from './subject.ts';
@@ -108,10 +110,23 @@ export function extraSubjects(): Subject[] {
   ];
 }
 
-/** The full pipeline with metrics off and on. */
+/**
+ * The full pipeline reported through breakwater/opentelemetry into the real SDK
+ * (a MeterProvider whose reader would export hourly), calls made outside any span.
+ */
+function openTelemetryPipeline(): bw.Pipeline<number> {
+  const exporter = new InMemoryMetricExporter(0); // AggregationTemporality.CUMULATIVE
+  const meterProvider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 })] });
+  const p = bw.pipeline({ name: 'bench-otel' }, ...fivePolicies());
+  openTelemetry({ meterProvider }).attach(p);
+  return p;
+}
+
+/** The full pipeline with metrics off and on (Prometheus, and OpenTelemetry). */
 export function pipelineSubjects(): Subject[] {
   return [
     subject('bw.pipeline', 'full pipeline, metrics off', fullPipeline('bench-off')),
     subject('bw.pipeline+metrics', 'full pipeline, metrics on', fullPipeline('bench-on', true)),
+    subject('bw.pipeline+otel', 'full pipeline, OpenTelemetry sink (SDK)', openTelemetryPipeline()),
   ];
 }

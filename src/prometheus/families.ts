@@ -7,89 +7,43 @@
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Disposer } from '../core/events.ts';
-import type { BreakerLike, BulkheadLike, PipelineLike, RolloutLike } from './policies.ts';
-
-/** Values of the `outcome` label; the first {@link OBSERVED} are observed in the histogram. */
-export const OUTCOMES = ['success', 'failure', 'timeout', 'fallback', 'cancelled', 'rejected'] as const;
-/** Outcomes with a duration observation: all but `rejected`. */
-export const OBSERVED = 5;
-/** Values of the `state` and `to` labels of the circuit metrics. */
-export const STATES = ['closed', 'open', 'half_open', 'isolated'] as const;
-
-/** Values of the `cause` label of `fallbacks_total`: what the fallback covered for. */
-export const CAUSES = ['failure', 'timeout', 'circuit_open', 'bulkhead_full', 'rejected'] as const;
-/** Values of the `kind` label of `chaos_injections_total`. */
-export const CHAOS_KINDS = ['fault', 'latency', 'outcome'] as const;
-/** Values of the `reason` label of `rollout_rollbacks_total`. */
-export const ROLLBACK_REASONS = ['error_rate', 'signal_rate'] as const;
-
-// Layout of an entry's Float64Array.
-const CALLS = 0; // 6 outcomes
-const TRANSITIONS = 6; // 4 target states
-const BULKHEAD_REJECTIONS = 10;
-const RETRIES = 11;
-const BUDGET_EXHAUSTED = 12;
-const TIMEOUTS = 13;
-const FALLBACKS = 14; // 5 causes
-const CIRCUIT_REJECTIONS = 19;
-const HEDGES = 20;
-const HEDGE_WINS = 21;
-const HEDGE_BUDGET_EXHAUSTED = 22;
-const CHAOS = 23; // 3 kinds
-const THROTTLED = 26;
-const LIMIT_DROPS = 27;
-const RATE_ADMITTED = 28;
-const RATE_DELAYED = 29;
-const RATE_REJECTED = 30;
-const EXPOSURES = 31;
-const EXPERIMENT_FAILURES = 32;
-const ROLLBACKS = 33; // 2 reasons
-const SHARE_REFUSALS = 35;
-// Then, per observed outcome and bucket (bounds + 1 of them, not cumulative):
-// the number of observations, and after all of those, the sum of their seconds.
-const BUCKETS = 36;
-
-/** Slots of the per-pipeline counters, for the listeners. @internal */
-export const SLOTS = {
-  BULKHEAD_REJECTIONS,
-  RETRIES,
+import {
+  BUCKETS,
   BUDGET_EXHAUSTED,
-  TIMEOUTS,
-  FALLBACKS,
-  CIRCUIT_REJECTIONS,
-  HEDGES,
-  HEDGE_WINS,
-  HEDGE_BUDGET_EXHAUSTED,
+  BULKHEAD_REJECTIONS,
+  type BreakerLike,
+  type BulkheadLike,
+  CALLS,
+  CAUSES,
   CHAOS,
-  THROTTLED,
-  LIMIT_DROPS,
-  RATE_REJECTED,
-  EXPOSURES,
+  CHAOS_KINDS,
+  CIRCUIT_REJECTIONS,
   EXPERIMENT_FAILURES,
+  EXPOSURES,
+  FALLBACKS,
+  HEDGE_BUDGET_EXHAUSTED,
+  HEDGE_WINS,
+  HEDGES,
+  LIMIT_DROPS,
+  OBSERVED,
+  OUTCOMES,
+  type PipelineLike,
+  RATE_ADMITTED,
+  RATE_DELAYED,
+  RATE_REJECTED,
+  RETRIES,
+  ROLLBACK_REASONS,
+  ROLLBACKS,
+  type RolloutLike,
+  STATES,
   SHARE_REFUSALS,
-} as const;
+  stateIndex,
+  THROTTLED,
+  TIMEOUTS,
+  TRANSITIONS,
+} from './policies.ts';
 
-/** The `cause` of a fallback: the kind of error it replaced. */
-function causeIndex(error: unknown): number {
-  if (typeof error !== 'object' || error === null) return 0;
-  let code: unknown;
-  try {
-    code = (error as { code?: unknown }).code;
-  } catch {
-    return 0; // a hostile object: a failure like any other
-  }
-  switch (code) {
-    case 'ERR_BREAKWATER_TIMEOUT':
-      return 1;
-    case 'ERR_BREAKWATER_BROKEN_CIRCUIT':
-    case 'ERR_BREAKWATER_ISOLATED_CIRCUIT':
-      return 2;
-    case 'ERR_BREAKWATER_BULKHEAD_REJECTED':
-      return 3;
-    default:
-      return typeof code === 'string' && code.startsWith('ERR_BREAKWATER_') ? 4 : 0;
-  }
-}
+export { CAUSES, CHAOS_KINDS, OBSERVED, OUTCOMES, ROLLBACK_REASONS, STATES };
 
 /**
  * Observations replayed into the histogram per turn of the event loop (about a
@@ -99,22 +53,6 @@ const REPLAY_CHUNK = 4_096;
 
 /** Label set of one series. */
 type Labels = Readonly<Record<string, string>>;
-
-function stateIndex(state: string): number {
-  switch (state) {
-    case 'closed':
-      return 0;
-    case 'open':
-      return 1;
-    case 'half-open':
-    case 'half_open':
-      return 2;
-    case 'isolated':
-      return 3;
-    default:
-      return -1;
-  }
-}
 
 /** What one measured pipeline needs at attach time. @internal */
 export interface EntrySpec {
@@ -197,57 +135,6 @@ export class Entry {
     this.reasonLabels = ROLLBACK_REASONS.map((reason) => labels({ reason }));
   }
 
-  /** Returns the `onFallback` listener: counts the fallback under the cause it replaced. */
-  fallbackListener(): (event: { readonly error?: unknown }) => void {
-    const data = this.data;
-    return (event) => {
-      data[FALLBACKS + causeIndex(event?.error)]!++;
-    };
-  }
-
-  /** Returns the `onAdmit` listener of a rate limiter: counts the call, and whether it waited. */
-  admitListener(): (event: { readonly waitedMs?: number }) => void {
-    const data = this.data;
-    return (event) => {
-      data[RATE_ADMITTED]!++;
-      if ((event?.waitedMs ?? 0) > 0) data[RATE_DELAYED]!++;
-    };
-  }
-
-  /** Returns the `onInjected` listener of a chaos policy. */
-  chaosListener(): (event: { readonly kind?: unknown }) => void {
-    const data = this.data;
-    return (event) => {
-      const i = CHAOS_KINDS.indexOf(event?.kind as (typeof CHAOS_KINDS)[number]);
-      if (i >= 0) data[CHAOS + i]!++;
-    };
-  }
-
-  /** Returns the `onRollback` listener of a rollout: counts the rollback by reason. */
-  rollbackListener(): (event: { readonly reason?: unknown }) => void {
-    const data = this.data;
-    return (event) => {
-      const i = event?.reason === 'error-rate' ? 0 : event?.reason === 'signal-rate' ? 1 : -1;
-      if (i >= 0) data[ROLLBACKS + i]!++;
-    };
-  }
-
-  /** Returns a listener that adds one to slot `index`. */
-  counter(index: number): () => void {
-    const data = this.data;
-    return () => {
-      data[index]!++;
-    };
-  }
-
-  /** Returns the `onStateChange` listener. */
-  transitionListener(): (event: { readonly to: string }) => void {
-    const data = this.data;
-    return (event) => {
-      const i = stateIndex(event.to);
-      if (i >= 0) data[TRANSITIONS + i]!++;
-    };
-  }
 }
 
 /**

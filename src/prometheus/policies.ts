@@ -3,20 +3,28 @@
  * `pipeline.policies` (and unnamed nested pipelines) and recognises each policy
  * by the events and getters it exposes, so any policy that follows Breakwater's
  * event contract is measured, whatever its `kind` (a `fromOpossum` breaker
- * reports exactly like `circuitBreaker`).
+ * reports exactly like `circuitBreaker`). Shared by `breakwater/prometheus` and
+ * `breakwater/opentelemetry`, so both report the same facts; it imports neither
+ * prom-client nor OpenTelemetry.
  */
 import type { Disposer, Event } from '../core/events.ts';
 import type { SettledEvent } from '../core/timing.ts';
+import { type Check, received } from '../core/validate.ts';
 
 /**
  * What `attach` needs from a pipeline: any `Pipeline` from `pipeline(...)`,
  * including one from another copy of Breakwater.
  */
 export interface PipelineLike {
+  /** Always `'pipeline'`. */
   readonly kind: string;
+  /** The pipeline's name: the `pipeline` label, the `breakwater.pipeline` attribute. */
   readonly name: string | undefined;
+  /** Its policies, outermost first; named pipelines among them are reported under their own names. */
   readonly policies: readonly unknown[];
+  /** Each call's outcome and duration. */
   readonly onSettled: Event<SettledEvent>;
+  /** Fires when the pipeline is disposed: its series go. */
   readonly onDispose: Event<void>;
 }
 
@@ -143,6 +151,202 @@ export function unitsOf(root: PipelineLike): Unit[] {
   };
   visit(root);
   return units;
+}
+
+/** Values of the `outcome` label; the first {@link OBSERVED} are observed in the histogram. */
+export const OUTCOMES = ['success', 'failure', 'timeout', 'fallback', 'cancelled', 'rejected'] as const;
+/** Outcomes with a duration observation: all but `rejected`. */
+export const OBSERVED = 5;
+/** Values of the `state` and `to` labels of the circuit metrics. */
+export const STATES = ['closed', 'open', 'half_open', 'isolated'] as const;
+
+/** Values of the `cause` label of `fallbacks_total`: what the fallback covered for. */
+export const CAUSES = ['failure', 'timeout', 'circuit_open', 'bulkhead_full', 'rejected'] as const;
+/** Values of the `kind` label of `chaos_injections_total`. */
+export const CHAOS_KINDS = ['fault', 'latency', 'outcome'] as const;
+/** Values of the `reason` label of `rollout_rollbacks_total`. */
+export const ROLLBACK_REASONS = ['error_rate', 'signal_rate'] as const;
+
+// Layout of an entry's Float64Array.
+export const CALLS = 0; // 6 outcomes
+export const TRANSITIONS = 6; // 4 target states
+export const BULKHEAD_REJECTIONS = 10;
+export const RETRIES = 11;
+export const BUDGET_EXHAUSTED = 12;
+export const TIMEOUTS = 13;
+export const FALLBACKS = 14; // 5 causes
+export const CIRCUIT_REJECTIONS = 19;
+export const HEDGES = 20;
+export const HEDGE_WINS = 21;
+export const HEDGE_BUDGET_EXHAUSTED = 22;
+export const CHAOS = 23; // 3 kinds
+export const THROTTLED = 26;
+export const LIMIT_DROPS = 27;
+export const RATE_ADMITTED = 28;
+export const RATE_DELAYED = 29;
+export const RATE_REJECTED = 30;
+export const EXPOSURES = 31;
+export const EXPERIMENT_FAILURES = 32;
+export const ROLLBACKS = 33; // 2 reasons
+export const SHARE_REFUSALS = 35;
+// Then, per observed outcome and bucket (bounds + 1 of them, not cumulative):
+// the number of observations, and after all of those, the sum of their seconds.
+export const BUCKETS = 36;
+
+
+/** The `cause` of a fallback: the kind of error it replaced, as an index into {@link CAUSES}. @internal */
+export function causeIndex(error: unknown): number {
+  if (typeof error !== 'object' || error === null) return 0;
+  let code: unknown;
+  try {
+    code = (error as { code?: unknown }).code;
+  } catch {
+    return 0; // a hostile object: a failure like any other
+  }
+  switch (code) {
+    case 'ERR_BREAKWATER_TIMEOUT':
+      return 1;
+    case 'ERR_BREAKWATER_BROKEN_CIRCUIT':
+    case 'ERR_BREAKWATER_ISOLATED_CIRCUIT':
+      return 2;
+    case 'ERR_BREAKWATER_BULKHEAD_REJECTED':
+      return 3;
+    default:
+      return typeof code === 'string' && code.startsWith('ERR_BREAKWATER_') ? 4 : 0;
+  }
+}
+
+/** The index of a breaker state in {@link STATES}, or -1. @internal */
+export function stateIndex(state: string): number {
+  switch (state) {
+    case 'closed':
+      return 0;
+    case 'open':
+      return 1;
+    case 'half-open':
+    case 'half_open':
+      return 2;
+    case 'isolated':
+      return 3;
+    default:
+      return -1;
+  }
+}
+
+/**
+ * Subscribes listeners that count `unit`'s policy events into `data` (the
+ * layout above), pushing each disposer to `disposers`. Calls by outcome are
+ * counted by the sink's recorder, not here.
+ * @internal
+ */
+export function countInto(unit: Unit, data: Float64Array, disposers: Disposer[]): void {
+  const add = (index: number) => (): void => {
+    data[index]!++;
+  };
+  for (const breaker of unit.breakers) {
+    on(breaker.onStateChange, (event) => {
+      const i = stateIndex(event.to);
+      if (i >= 0) data[TRANSITIONS + i]!++;
+    }, disposers);
+    if (typeof breaker.onReject === 'function') on(breaker.onReject, add(CIRCUIT_REJECTIONS), disposers);
+  }
+  for (const bulkhead of unit.bulkheads) on(bulkhead.onReject, add(BULKHEAD_REJECTIONS), disposers);
+  for (const retry of unit.retries) {
+    on(retry.onRetry, add(RETRIES), disposers);
+    if (typeof retry.onBudgetExhausted === 'function') on(retry.onBudgetExhausted, add(BUDGET_EXHAUSTED), disposers);
+  }
+  for (const t of unit.timeouts) on(t.onTimeout, add(TIMEOUTS), disposers);
+  for (const f of unit.fallbacks) {
+    on(f.onFallback, (event) => {
+      data[FALLBACKS + causeIndex(event?.error)]!++;
+    }, disposers);
+  }
+  for (const h of unit.hedges) {
+    on(h.onHedge, add(HEDGES), disposers);
+    on(h.onHedgeWon, add(HEDGE_WINS), disposers);
+    on(h.onBudgetExhausted, add(HEDGE_BUDGET_EXHAUSTED), disposers);
+  }
+  for (const c of unit.chaos) {
+    on(c.onInjected, (event) => {
+      const i = CHAOS_KINDS.indexOf(event?.kind as (typeof CHAOS_KINDS)[number]);
+      if (i >= 0) data[CHAOS + i]!++;
+    }, disposers);
+  }
+  for (const t of unit.throttles) on(t.onReject, add(THROTTLED), disposers);
+  for (const l of unit.limits) on(l.onReject, add(LIMIT_DROPS), disposers);
+  for (const r of unit.rateLimiters) {
+    on(r.onAdmit, (event) => {
+      data[RATE_ADMITTED]!++;
+      if ((event?.waitedMs ?? 0) > 0) data[RATE_DELAYED]!++;
+    }, disposers);
+    on(r.onReject, add(RATE_REJECTED), disposers);
+  }
+  for (const r of unit.rollouts) {
+    on(r.onExposure, add(EXPOSURES), disposers);
+    on(r.onExperimentFailed, add(EXPERIMENT_FAILURES), disposers);
+    on(r.onRollback, (event) => {
+      const i = event?.reason === 'error-rate' ? 0 : event?.reason === 'signal-rate' ? 1 : -1;
+      if (i >= 0) data[ROLLBACKS + i]!++;
+    }, disposers);
+    on(r.onShareRefused, add(SHARE_REFUSALS), disposers);
+  }
+}
+
+/**
+ * Default buckets of the call-duration histograms (`call_duration_seconds`, `breakwater.call.duration`): 5 ms to 10 s, in seconds
+ * (the same as prom-client's defaults).
+ */
+export const DEFAULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]);
+
+const MAX_BUCKETS = 100;
+
+/**
+ * Checks a `buckets` option: upper bounds in seconds of the duration histogram
+ * named `metric`, strictly increasing, and not milliseconds written by habit.
+ * @internal
+ */
+export const checkBuckets = (metric: string): Check => (owner, key, value) => {
+  const rule = `a non-empty array of at most ${MAX_BUCKETS} finite numbers of seconds, greater than 0 and strictly increasing`;
+  if (!Array.isArray(value)) throw new TypeError(`${owner}: option "${key}" must be ${rule}; received ${received(value)}`);
+  let previous = 0;
+  let ok = value.length > 0 && value.length <= MAX_BUCKETS;
+  for (const bound of value) {
+    if (typeof bound !== 'number' || !Number.isFinite(bound) || bound <= previous) ok = false;
+    else previous = bound;
+  }
+  const shown = (): string => (value.length > 12 ? `[${value.slice(0, 12).map(received).join(', ')}, …]` : `[${value.map(received).join(', ')}]`);
+  if (!ok) throw new RangeError(`${owner}: option "${key}" must be ${rule}; received ${shown()}`);
+  // The unit is seconds: buckets from 10 to 1,000 and more are milliseconds written by habit.
+  if ((value[0] as number) >= 10 && previous >= 1_000) {
+    throw new RangeError(
+      `${owner}: option "${key}" looks like milliseconds, but the buckets of ${metric} are in seconds: ` +
+        `write [${value.slice(0, 4).map((b) => (b as number) / 1000).join(', ')}${value.length > 4 ? ', …' : ''}]; received ${shown()}`,
+    );
+  }
+};
+
+/**
+ * Holds `entries` for one attachment of `root` until the returned disposer runs
+ * or `root` is disposed, then gives each back with `release`; `attachments`
+ * holds the disposer meanwhile (the sink's `dispose()` runs them all).
+ * @internal
+ */
+export function holdAttachment<E>(root: PipelineLike, entries: readonly E[], release: (entry: E) => void, attachments: Set<Disposer>): Disposer {
+  let done = false;
+  let unsubscribe: Disposer | undefined;
+  const detach: Disposer = () => {
+    if (done) return;
+    done = true;
+    attachments.delete(detach);
+    unsubscribe?.();
+    for (const entry of entries) release(entry);
+  };
+  // Disposing the pipeline also releases the named pipelines nested in it.
+  unsubscribe = root.onDispose(detach);
+  attachments.add(detach);
+  return detach;
 }
 
 /** Subscribes `listener` and records its disposer. @internal */

@@ -1,9 +1,9 @@
 import type { Metric } from 'prom-client';
 import type { Disposer } from '../core/events.ts';
 import { PIPELINE_NAME, Pipeline } from '../core/pipeline.ts';
-import { checkOptions, integer, received, satisfies } from '../core/validate.ts';
-import { Entry, FAMILY_SUFFIXES, Group, groupOf, SLOTS } from './families.ts';
-import { isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
+import { type Check, checkOptions, integer, received, satisfies } from '../core/validate.ts';
+import { Entry, FAMILY_SUFFIXES, Group, groupOf } from './families.ts';
+import { checkBuckets, countInto, DEFAULT_BUCKETS_SECONDS, holdAttachment, isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
 
 /**
  * The part of a prom-client `Registry` the sink uses: pass your service's own
@@ -47,42 +47,16 @@ export interface PrometheusMetricsOptions {
   readonly maxPipelines?: number;
 }
 
-/**
- * Default buckets of `call_duration_seconds`: 5 ms to 10 s, in seconds
- * (the same as prom-client's defaults).
- */
-export const DEFAULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-]);
+
+export { DEFAULT_BUCKETS_SECONDS };
 
 const METRIC_PREFIX = /^(?:[A-Za-z_:][A-Za-z0-9_:]*)?$/;
 const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const RESERVED_LABELS = new Set(['pipeline', 'outcome', 'state', 'to', 'le', 'cause', 'kind']);
-const MAX_BUCKETS = 100;
 
 function isRegistry(value: unknown): boolean {
   const v = value as Record<string, unknown> | null;
   return typeof v === 'object' && v !== null && typeof v.registerMetric === 'function' && typeof v.getSingleMetric === 'function';
-}
-
-function checkBuckets(owner: string, key: string, value: unknown): void {
-  const rule = `a non-empty array of at most ${MAX_BUCKETS} finite numbers of seconds, greater than 0 and strictly increasing`;
-  if (!Array.isArray(value)) throw new TypeError(`${owner}: option "${key}" must be ${rule}; received ${received(value)}`);
-  let previous = 0;
-  let ok = value.length > 0 && value.length <= MAX_BUCKETS;
-  for (const bound of value) {
-    if (typeof bound !== 'number' || !Number.isFinite(bound) || bound <= previous) ok = false;
-    else previous = bound;
-  }
-  const shown = (): string => (value.length > 12 ? `[${value.slice(0, 12).map(received).join(', ')}, …]` : `[${value.map(received).join(', ')}]`);
-  if (!ok) throw new RangeError(`${owner}: option "${key}" must be ${rule}; received ${shown()}`);
-  // The unit is in the metric's name (_seconds): buckets from 10 to 1,000 and more are milliseconds written by habit.
-  if ((value[0] as number) >= 10 && previous >= 1_000) {
-    throw new RangeError(
-      `${owner}: option "${key}" looks like milliseconds, but the buckets of call_duration_seconds are in seconds: ` +
-        `write [${value.slice(0, 4).map((b) => (b as number) / 1000).join(', ')}${value.length > 4 ? ', …' : ''}]; received ${shown()}`,
-    );
-  }
 }
 
 function checkLabels(owner: string, key: string, value: unknown): void {
@@ -274,19 +248,7 @@ export class PrometheusMetrics {
       for (const entry of held) this.#release(entry);
       throw error;
     }
-    let done = false;
-    let unsubscribe: Disposer | undefined;
-    const detach: Disposer = () => {
-      if (done) return;
-      done = true;
-      this.#attachments.delete(detach);
-      unsubscribe?.();
-      for (const entry of held) this.#release(entry);
-    };
-    // Disposing the pipeline also releases the named pipelines nested in it.
-    unsubscribe = root.onDispose(detach);
-    this.#attachments.add(detach);
-    return detach;
+    return holdAttachment(root, held, (entry) => this.#release(entry), this.#attachments);
   }
 
   /** Detaches every pipeline attached through this sink. The metric families stay registered. */
@@ -327,35 +289,7 @@ export class PrometheusMetrics {
         // event object per call); any other pipeline-like reports through onSettled.
         if (unit.pipeline instanceof Pipeline) d.push(unit.pipeline._record(recorder));
         else on(unit.pipeline.onSettled, (event) => recorder.record(event.outcome, event.durationMs), d);
-        for (const breaker of unit.breakers) {
-          on(breaker.onStateChange, entry.transitionListener(), d);
-          if (typeof breaker.onReject === 'function') on(breaker.onReject, entry.counter(SLOTS.CIRCUIT_REJECTIONS), d);
-        }
-        for (const bulkhead of unit.bulkheads) on(bulkhead.onReject, entry.counter(SLOTS.BULKHEAD_REJECTIONS), d);
-        for (const retry of unit.retries) {
-          on(retry.onRetry, entry.counter(SLOTS.RETRIES), d);
-          if (typeof retry.onBudgetExhausted === 'function') on(retry.onBudgetExhausted, entry.counter(SLOTS.BUDGET_EXHAUSTED), d);
-        }
-        for (const t of unit.timeouts) on(t.onTimeout, entry.counter(SLOTS.TIMEOUTS), d);
-        for (const f of unit.fallbacks) on(f.onFallback, entry.fallbackListener(), d);
-        for (const h of unit.hedges) {
-          on(h.onHedge, entry.counter(SLOTS.HEDGES), d);
-          on(h.onHedgeWon, entry.counter(SLOTS.HEDGE_WINS), d);
-          on(h.onBudgetExhausted, entry.counter(SLOTS.HEDGE_BUDGET_EXHAUSTED), d);
-        }
-        for (const c of unit.chaos) on(c.onInjected, entry.chaosListener(), d);
-        for (const t of unit.throttles) on(t.onReject, entry.counter(SLOTS.THROTTLED), d);
-        for (const l of unit.limits) on(l.onReject, entry.counter(SLOTS.LIMIT_DROPS), d);
-        for (const r of unit.rateLimiters) {
-          on(r.onAdmit, entry.admitListener(), d);
-          on(r.onReject, entry.counter(SLOTS.RATE_REJECTED), d);
-        }
-        for (const r of unit.rollouts) {
-          on(r.onExposure, entry.counter(SLOTS.EXPOSURES), d);
-          on(r.onExperimentFailed, entry.counter(SLOTS.EXPERIMENT_FAILURES), d);
-          on(r.onRollback, entry.rollbackListener(), d);
-          on(r.onShareRefused, entry.counter(SLOTS.SHARE_REFUSALS), d);
-        }
+        countInto(unit, entry.data, d);
         const created = entry;
         // A disposed pipeline's series go, however many attachments hold them.
         on(unit.pipeline.onDispose, () => this.#remove(created), d);
@@ -406,7 +340,7 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): Prometheus
         'a metric-name prefix: letters, digits, _ and :, not starting with a digit',
         (v) => typeof v === 'string' && METRIC_PREFIX.test(v),
       ),
-      buckets: checkBuckets,
+      buckets: checkBuckets('call_duration_seconds'),
       labels: checkLabels,
       maxPipelines: integer(1, 100_000),
     },

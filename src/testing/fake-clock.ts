@@ -1,9 +1,12 @@
+import { AsyncResource } from 'node:async_hooks';
 import type { Clock, TimerHandle } from '../core/clock.ts';
 
 interface FakeTimer {
   readonly id: number;
   readonly at: number;
   readonly callback: () => void;
+  /** The async context `schedule` was called in: the callback runs in it, as a real timer's does. */
+  readonly context: AsyncResource;
   keepAlive: boolean;
 }
 
@@ -42,11 +45,15 @@ export class FakeClock implements Clock {
     return this.#now;
   }
 
-  /** Schedules `callback` at `now() + delayMs` (negative or NaN delays count as 0). */
+  /**
+   * Schedules `callback` at `now() + delayMs` (negative or NaN delays count as 0).
+   * Like a real timer, it runs in the async context it was scheduled in, so
+   * `AsyncLocalStorage` (and OpenTelemetry's active span) is what it was here.
+   */
   schedule(callback: () => void, delayMs: number): TimerHandle {
     const delay = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
     const id = ++this.#seq;
-    this.#timers.set(id, { id, at: this.#now + delay, callback, keepAlive: true });
+    this.#timers.set(id, { id, at: this.#now + delay, callback, context: new AsyncResource('FakeClockTimer', { requireManualDestroy: true }), keepAlive: true });
     return id;
   }
 
@@ -99,7 +106,7 @@ export class FakeClock implements Clock {
       if (timer === undefined || timer.at > end) break;
       this.#timers.delete(timer.id);
       if (timer.at > this.#now) this.#now = timer.at;
-      timer.callback();
+      timer.context.runInAsyncScope(timer.callback);
       await settle();
     }
     this.#now = end;

@@ -15,6 +15,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { builtinModules } from 'node:module';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -72,7 +73,7 @@ beforeAll(async () => {
   // Built into a scratch directory from the sources as they are now (not dist/,
   // which another test may be rebuilding), with the entry points of the package.
   bundleDir = mkdtempSync(join(tmpdir(), 'breakwater-bundle-'));
-  await buildSources(bundleDir, ['index', 'testing/index', 'prometheus/index', 'opossum/index'], ['esm', 'cjs']);
+  await buildSources(bundleDir, ['index', 'testing/index', 'prometheus/index', 'opossum/index', 'opentelemetry/index'], ['esm', 'cjs']);
   bundles = filesUnder(bundleDir, /\.(c?js)$/).map((file) => ({ file: relative(bundleDir, file), code: readFileSync(file, 'utf8') }));
 }, 120_000);
 
@@ -86,14 +87,15 @@ describe('dependencies', () => {
     for (const field of ['dependencies', 'optionalDependencies', 'bundleDependencies', 'bundledDependencies']) {
       expect(pkg[field] ?? {}, field).toEqual({});
     }
-    expect(pkg.peerDependenciesMeta).toMatchObject({ 'prom-client': { optional: true } });
+    expect(pkg.peerDependenciesMeta).toMatchObject({ 'prom-client': { optional: true }, '@opentelemetry/api': { optional: true } });
   });
 
-  it('the bundles import only their own chunks and node: builtins (and breakwater/prometheus its peer prom-client)', () => {
-    expect(bundles.map((b) => b.file)).toEqual(expect.arrayContaining(['index.js', 'index.cjs', 'prometheus/index.js', 'opossum/index.js']));
+  it('the bundles import only their own chunks and Node builtins (and breakwater/prometheus and breakwater/opentelemetry their peers)', () => {
+    expect(bundles.map((b) => b.file)).toEqual(expect.arrayContaining(['index.js', 'index.cjs', 'prometheus/index.js', 'opossum/index.js', 'opentelemetry/index.js']));
     for (const { file, code } of bundles) {
-      const foreign = specifiers(code).filter((s) => !s.startsWith('./') && !s.startsWith('../') && !s.startsWith('node:'));
-      const peers = file.startsWith('prometheus/') ? ['prom-client'] : [];
+      // The build writes builtins without the node: prefix (tsup's removeNodeProtocol), so both spellings are builtins.
+      const foreign = specifiers(code).filter((s) => !s.startsWith('./') && !s.startsWith('../') && !s.startsWith('node:') && !builtinModules.includes(s));
+      const peers = file.startsWith('prometheus/') ? ['prom-client'] : file.startsWith('opentelemetry/') ? ['@opentelemetry/api'] : [];
       expect(
         foreign.filter((s) => !peers.includes(s)),
         `${file} imports a package`,
