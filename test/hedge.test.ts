@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { hedge, pipeline, retryBudget, timeout, type WorkContext } from '../src/index.ts';
+import { nthSmallest } from '../src/hedge.ts';
 import { FakeClock, seededRandom } from '../src/testing/index.ts';
 import { delayed, track } from './helpers.ts';
 
@@ -137,6 +138,43 @@ describe('hedge', () => {
     expect(h.currentDelayMs).toBe(36);
     const noCap = hedge({ delayMs: { percentile: 0.5, minMs: 5 }, clock });
     expect(noCap.currentDelayMs).toBe(Infinity); // no hedge until enough is known
+  });
+
+  it('selects the k-th smallest value as sorting would, whatever the values (ties, order, size)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.integer({ min: 0, max: 5 }), fc.double({ min: 0, max: 1e6, noNaN: true })), { minLength: 1, maxLength: 300 }),
+        fc.nat(),
+        (values, pick) => {
+          const k = pick % values.length;
+          const expected = Float64Array.from(values).sort()[k];
+          const scratch = Float64Array.from(values);
+          expect(nthSmallest(scratch, values.length, k)).toBe(expected);
+          expect(Float64Array.from(scratch).sort()).toEqual(Float64Array.from(values).sort()); // only reordered
+        },
+      ),
+    );
+  });
+
+  it('a dynamic delay is the percentile of the recent durations, as sorted, once enough are known', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 8, maxLength: 60 }), fc.constantFrom(0.5, 0.9, 0.99), async (durations, percentile) => {
+        const clock = new FakeClock();
+        const samples = 16;
+        const h = hedge({ delayMs: { percentile, minMs: 1, maxMs: 10_000, samples }, maxExtraLoad: 0.001, clock }); // too little budget for a hedge: each duration is the first attempt's
+        const recent: number[] = [];
+        for (const d of durations) {
+          const call = h.execute(() => delayed(clock, d, d));
+          await clock.advance(d);
+          await call;
+          recent.push(d);
+        }
+        // with 16 samples the percentile is recomputed on every call once 4 are held
+        const held = recent.slice(-samples).sort((a, b) => a - b);
+        expect(h.currentDelayMs).toBe(held[Math.min(held.length - 1, Math.ceil(percentile * held.length) - 1)]);
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('one timer serves the pending hedges of a policy, also when a later call is due sooner', async () => {
