@@ -1,0 +1,256 @@
+/**
+ * The fleet-wide rate limiter: one token bucket in Redis shared by every replica.
+ * A replica takes tokens from it in leases of `leaseSize`, in the background, and
+ * admits calls from its lease locally, so no call waits for Redis. When the fleet is
+ * degraded (Redis down, slow or refusing) or before the first lease has come back,
+ * the replica decides alone with its share of the limit.
+ */
+import { RateLimitedError, stackless } from '../core/errors.ts';
+import { Emitter, type Event } from '../core/events.ts';
+import { type Chain, PolicyBase, type Scope } from '../core/protocol.ts';
+import { checkOptions, finite, integer } from '../core/validate.ts';
+import type { RateLimitAdmitEvent, RateLimitRejectEvent } from '../rate-limiter.ts';
+import { aliveMs, fleetCheck, type FleetMember, name, type RedisFleet } from './fleet.ts';
+import { LEASE } from './scripts.ts';
+
+/** Options of {@link fleetRateLimiter}. */
+export interface FleetRateLimiterOptions {
+  /** The limit's name in the fleet: every replica using this name shares one bucket. Letters, digits and `_.:-`. */
+  readonly name: string;
+  /** Calls admitted per second by the whole fleet, on average: above 0, at most 1,000,000. */
+  readonly ratePerSecond: number;
+  /** Calls the fleet may make at once after a quiet spell: the shared bucket's size (default: one second's worth, at least 1). */
+  readonly burst?: number;
+  /**
+   * Tokens a replica takes from Redis at a time (default: a twentieth of a second's
+   * worth, at least 1, at most `burst`). Larger leases mean fewer Redis commands and
+   * more slack: the fleet may admit up to `replicas × leaseSize` calls beyond the limit
+   * in any window, the tokens the replicas hold.
+   */
+  readonly leaseSize?: number;
+  /**
+   * The rate this replica allows itself when it decides alone (Redis down or not yet
+   * answered), calls per second. Default: `ratePerSecond` divided by the replicas alive
+   * at the last answer from Redis (all of it before the first answer).
+   */
+  readonly localRatePerSecond?: number;
+}
+
+/**
+ * A rate limiter shared by a fleet; create it with {@link fleetRateLimiter}. It reports
+ * like `rateLimiter` (`onAdmit`, `onReject`, so the Prometheus sink counts its calls),
+ * and refuses with the same `RateLimitedError`. It never queues: a call over the limit
+ * is refused at once, saying when to come back.
+ */
+export class FleetRateLimiterPolicy extends PolicyBase implements FleetMember {
+  /** Always `'rate-limiter'`: it measures like the local one. */
+  readonly kind = 'rate-limiter';
+  /** The limit's name in the fleet. */
+  readonly name: string;
+  /** Calls per second for the whole fleet. */
+  readonly ratePerSecond: number;
+  /** The shared bucket's size. */
+  readonly burst: number;
+  /** Tokens taken from Redis at a time. */
+  readonly leaseSize: number;
+  readonly #fleet: RedisFleet;
+  readonly #keys: string[];
+  readonly #localRate: number | undefined;
+  /** Tokens of the current lease not spent yet. */
+  #leased = 0;
+  /** A lease request is in flight. */
+  #asking = false;
+  /** When Redis last said the bucket is short: no new request before then (the fleet's clock). */
+  #notBefore = -Infinity;
+  /** Redis has answered at least once since the last failure. */
+  #answered = false;
+  #replicas = 1;
+  /** The local bucket for deciding alone. */
+  #localTokens: number;
+  #localAt: number;
+  #admitted = 0;
+  #admittedAlone = 0;
+  #refused = 0;
+  #admit: Emitter<RateLimitAdmitEvent> | undefined;
+  #reject: Emitter<RateLimitRejectEvent> | undefined;
+
+  /** Use {@link fleetRateLimiter} instead. @internal */
+  constructor(fleet: RedisFleet, options: Required<Omit<FleetRateLimiterOptions, 'localRatePerSecond'>> & { localRatePerSecond: number | undefined }) {
+    super();
+    this.#fleet = fleet;
+    this.name = options.name;
+    this.ratePerSecond = options.ratePerSecond;
+    this.burst = options.burst;
+    this.leaseSize = options.leaseSize;
+    this.#localRate = options.localRatePerSecond;
+    this.#keys = [fleet._key(this.name, 'bucket'), fleet._key(this.name, 'replicas')];
+    this.#localTokens = this.#localBurst();
+    this.#localAt = fleet._clock.now();
+    fleet._join(this);
+  }
+
+  /** Tokens this replica holds from its lease. */
+  get leased(): number {
+    return this.#leased;
+  }
+
+  /** Replicas using this limit, as Redis last counted them. */
+  get replicas(): number {
+    return this.#replicas;
+  }
+
+  /** `'fleet'` while it spends leases from Redis; `'local'` while the fleet is degraded or Redis has not answered yet. */
+  get deciding(): 'fleet' | 'local' {
+    return this.#answered && !this.#fleet.degraded ? 'fleet' : 'local';
+  }
+
+  /** Calls admitted so far, and how many of them were decided alone. */
+  get counts(): { readonly admitted: number; readonly admittedLocally: number; readonly refused: number } {
+    return { admitted: this.#admitted, admittedLocally: this.#admittedAlone, refused: this.#refused };
+  }
+
+  /** Fires for every call it admits (`waitedMs` is always 0: it never queues). */
+  get onAdmit(): Event<RateLimitAdmitEvent> {
+    return (this.#admit ??= new Emitter()).subscribe;
+  }
+
+  /** Fires for every call it refuses. */
+  get onReject(): Event<RateLimitRejectEvent> {
+    return (this.#reject ??= new Emitter()).subscribe;
+  }
+
+  /** Layer protocol: pipelines call it (see {@link Policy._run}). */
+  _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+    if (this.#leased >= 1 && this.deciding === 'fleet') {
+      this.#leased -= 1;
+      if (this.#leased * 2 < this.leaseSize) this.#ask();
+      this.#pass();
+      return chain.next(index + 1, scope, attempt);
+    }
+    return this.#short(chain, index, scope, attempt);
+  }
+
+  /** The sync on the fleet's interval: tops the lease up if it is low. @internal */
+  sync(): Promise<void> {
+    if (this.#leased * 2 < this.leaseSize || this.deciding === 'local') return this.#request();
+    return Promise.resolve();
+  }
+
+  /** @internal */
+  close(): void {
+    this.#leased = 0;
+  }
+
+  /**
+   * No token in the lease. Deciding with the fleet, the call is refused: the bucket is
+   * short, or a new lease is on its way (for `redisTimeoutMs` at most: then the fleet is
+   * degraded). Otherwise this replica decides alone.
+   */
+  #short<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+    const now = this.#fleet._clock.now();
+    if (this.deciding === 'fleet') {
+      this.#ask();
+      return Promise.reject(this.#refuse(this.#asking ? 1 : Math.max(1, Math.ceil(this.#notBefore - now)), chain));
+    }
+    // Deciding alone: Redis is down or slow, or has not answered yet.
+    const rate = this.#localRatePerMs();
+    if (now > this.#localAt) {
+      this.#localTokens = Math.min(this.#localBurst(), this.#localTokens + (now - this.#localAt) * rate);
+      this.#localAt = now;
+    }
+    if (this.#localTokens < 1) return Promise.reject(this.#refuse(Math.max(1, Math.ceil((1 - this.#localTokens) / rate)), chain));
+    this.#localTokens -= 1;
+    this.#admittedAlone++;
+    this.#pass();
+    return chain.next(index + 1, scope, attempt);
+  }
+
+  #localRatePerMs(): number {
+    return (this.#localRate ?? this.ratePerSecond / this.#replicas) / 1000;
+  }
+
+  #localBurst(): number {
+    return Math.max(1, Math.floor(this.#localRate ?? this.burst / this.#replicas));
+  }
+
+  /** Starts a lease request unless one is in flight or Redis said the bucket is short. */
+  #ask(): void {
+    if (!this.#asking && this.#fleet._clock.now() >= this.#notBefore) void this.#request();
+  }
+
+  async #request(): Promise<void> {
+    if (this.#asking || this.#fleet.closed) return;
+    this.#asking = true;
+    const fleet = this.#fleet;
+    const want = Math.max(1, this.leaseSize - Math.floor(this.#leased));
+    const reply = await fleet._command(LEASE, this.#keys, [fleet._now(), fleet.replicaId, aliveMs(fleet), this.ratePerSecond / 1000, this.burst, want]);
+    this.#asking = false;
+    if (!Array.isArray(reply) || fleet.closed) {
+      this.#answered = false;
+      return;
+    }
+    const [granted, replicas, fullInMs] = reply.map(Number) as [number, number, number];
+    this.#leased += granted;
+    this.#replicas = Math.max(1, replicas);
+    this.#answered = true;
+    // Short: come back when the bucket has refilled what was asked for (at least one lease's worth of time).
+    this.#notBefore = granted < want ? fleet._clock.now() + Math.max(fullInMs, 1) : -Infinity;
+  }
+
+  #pass(): void {
+    this.#admitted++;
+    const emitter = this.#admit;
+    if (emitter !== undefined && emitter.active) emitter.emit(ADMITTED);
+  }
+
+  #refuse(waitMs: number, chain: Chain<unknown>): RateLimitedError {
+    this.#refused++;
+    const error = stackless(
+      () =>
+        new RateLimitedError(
+          waitMs,
+          `the fleet's rate limit "${this.name}" (${this.ratePerSecond} calls/s, burst ${this.burst}) is reached: the call was not made; a token is free in about ${waitMs} ms`,
+          { pipeline: chain.pipeline },
+        ),
+    );
+    const emitter = this.#reject;
+    if (emitter !== undefined && emitter.active) emitter.emit({ error });
+    return error;
+  }
+}
+
+const ADMITTED: RateLimitAdmitEvent = Object.freeze({ waitedMs: 0 });
+
+
+/**
+ * A rate limit shared by every replica of the fleet, decided atomically in Redis:
+ * the fleet admits at most `ratePerSecond` calls a second on average and `burst` at
+ * once, plus at most the tokens the replicas hold (`replicas × leaseSize`). Calls over
+ * it are refused at once with `RateLimitedError`. No call waits for Redis; while Redis
+ * is unavailable each replica keeps to its share of the limit on its own.
+ *
+ * ```ts
+ * const partnerApi = pipeline({ name: 'partner-api' }, fleetRateLimiter(fleet, { name: 'partner-api', ratePerSecond: 100 }));
+ * ```
+ */
+export function fleetRateLimiter(fleet: RedisFleet, options: FleetRateLimiterOptions): FleetRateLimiterPolicy {
+  const owner = 'fleetRateLimiter';
+  fleetCheck(owner, 'fleet', fleet);
+  const checked = checkOptions<FleetRateLimiterOptions>(
+    owner,
+    options,
+    {
+      name,
+      ratePerSecond: finite(0, 1_000_000, 'min'),
+      burst: integer(1, 1_000_000),
+      leaseSize: integer(1, 1_000_000),
+      localRatePerSecond: finite(0, 1_000_000, 'min'),
+    },
+    ['name', 'ratePerSecond'],
+  );
+  const rate = checked.ratePerSecond!;
+  const burst = checked.burst ?? Math.max(1, Math.floor(rate));
+  const leaseSize = checked.leaseSize ?? Math.min(burst, Math.max(1, Math.floor(rate / 20)));
+  if (leaseSize > burst) throw new RangeError(`${owner}: option "leaseSize" must be at most "burst" (${burst}); received ${leaseSize}`);
+  return new FleetRateLimiterPolicy(fleet, { name: checked.name!, ratePerSecond: rate, burst, leaseSize, localRatePerSecond: checked.localRatePerSecond });
+}
