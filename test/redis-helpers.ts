@@ -124,20 +124,26 @@ export class TcpProxy {
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   /** Added to every chunk each way, in ms. */
   latencyMs = 0;
-  /** While true, nothing gets through either way. */
-  partitioned = false;
+  #partitioned = false;
+  readonly #held: (() => void)[] = [];
+  /** The port it listens on (127.0.0.1). */
   port = 0;
 
   private constructor(target: number) {
     this.#server = createServer((client) => {
       const upstream = connect(target, '127.0.0.1');
+      const both = () => {
+        client.destroy();
+        upstream.destroy();
+      };
       for (const socket of [client, upstream]) {
         this.#sockets.add(socket);
-        socket.on('close', () => this.#sockets.delete(socket));
-        socket.on('error', () => {
-          client.destroy();
-          upstream.destroy();
+        // One side gone (closed or failed): the other goes too, as a real connection would.
+        socket.on('close', () => {
+          this.#sockets.delete(socket);
+          both();
         });
+        socket.on('error', both);
       }
       this.#pipe(client, upstream);
       this.#pipe(upstream, client);
@@ -152,17 +158,38 @@ export class TcpProxy {
     return proxy;
   }
 
+  /** Cuts the network: nothing gets through either way, the bytes wait (as TCP would retransmit them). */
+  partition(): void {
+    this.#partitioned = true;
+  }
+
+  /** Heals the partition: what waited goes through, in order. */
+  heal(): void {
+    this.#partitioned = false;
+    for (const release of this.#held.splice(0)) release();
+  }
+
+  /** Forwards `from` to `to`, each chunk `latencyMs` late and never ahead of the one before it. */
   #pipe(from: Socket, to: Socket): void {
-    from.on('data', (chunk) => {
-      if (this.partitioned) return;
-      if (this.latencyMs <= 0) {
-        to.write(chunk);
+    let lastDue = 0;
+    const write = (chunk: Buffer) => {
+      if (!to.destroyed) to.write(chunk);
+    };
+    from.on('data', (chunk: Buffer) => {
+      if (this.#partitioned) {
+        this.#held.push(() => write(chunk));
+        return;
+      }
+      const due = Math.max(Date.now() + this.latencyMs, lastDue);
+      lastDue = due;
+      if (due <= Date.now()) {
+        write(chunk);
         return;
       }
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
-        if (!to.destroyed) to.write(chunk);
-      }, this.latencyMs);
+        write(chunk);
+      }, due - Date.now());
       this.#timers.add(timer);
     });
   }

@@ -97,10 +97,10 @@ export class FleetBreakerHints implements FleetMember {
     this.#syncing = true;
     const fleet = this.#fleet;
     const failing = this.#ownFailure && this.breaker.state !== 'closed';
-    const reply = await fleet._command(HINTS, this.#keys, [fleet._now(), fleet.replicaId, aliveMs(fleet), failing ? 1 : 0, this.hintTtlMs]);
+    const reply = await fleet._command(HINTS, this.#keys, [fleet._now(), fleet.replicaId, aliveMs(fleet), failing ? 1 : 0, this.hintTtlMs], 2);
     this.#syncing = false;
-    if (Array.isArray(reply) && !fleet.closed) {
-      const [count, replicas] = reply.map(Number) as [number, number];
+    if (reply !== undefined && !fleet.closed) {
+      const [count, replicas] = reply as [number, number];
       this.#failing = count;
       this.#replicas = replicas;
       if (count < this.quorum) this.#tripped = false;

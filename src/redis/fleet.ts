@@ -155,17 +155,18 @@ export class RedisFleet {
   }
 
   /**
-   * Runs one script through the guard. Resolves with its reply, or with `undefined`
-   * when Redis failed, was too slow or is being left alone: then the fleet is degraded.
+   * Runs one script through the guard. Resolves with its reply (`replyLength` finite
+   * numbers), or with `undefined` when Redis failed, was too slow, answered something
+   * else or is being left alone: then the fleet is degraded.
    * @internal
    */
-  _command(script: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
+  _command(script: Script, keys: string[], args: (string | number)[], replyLength: number): Promise<number[] | undefined> {
     if (this.#closed) return Promise.resolve(undefined);
     this.#commands++;
-    const done = this.#guard.execute(() => this.#runner.run(script, keys, args)).then(
-      (reply) => {
+    const done = this.#guard.execute(() => this.#runner.run(script, keys, args).then((reply) => numbers(reply, replyLength))).then(
+      (reply): number[] => {
         this.#setDegraded(false, undefined);
-        return reply;
+        return reply as number[];
       },
       (error: unknown) => {
         this.#failures++;
@@ -216,6 +217,15 @@ export class RedisFleet {
     this.#timer = undefined;
     void Promise.all(this.#members.map((member) => member.sync())).then(() => this.#arm(this.syncIntervalMs));
   };
+}
+
+/** A script's reply as `length` finite numbers; anything else is an error. */
+function numbers(reply: unknown, length: number): number[] {
+  const values = Array.isArray(reply) && reply.length === length ? reply.map(Number) : [];
+  if (values.length !== length || !values.every(Number.isFinite)) {
+    throw new TypeError(`unexpected reply from Redis: ${String(reply).slice(0, 100)}`);
+  }
+  return values;
 }
 
 /**

@@ -24,8 +24,9 @@ export interface FleetRateLimiterOptions {
   /**
    * Tokens a replica takes from Redis at a time (default: a twentieth of a second's
    * worth, at least 1, at most `burst`). Larger leases mean fewer Redis commands and
-   * more slack: the fleet may admit up to `replicas × leaseSize` calls beyond the limit
-   * in any window, the tokens the replicas hold.
+   * more slack: in any window the fleet may admit, beyond the limit, the tokens the
+   * replicas hold (`leaseSize` each) and what each admitted alone while its next lease
+   * was on its way (its share of the burst at most), which that lease pays back.
    */
   readonly leaseSize?: number;
   /**
@@ -60,6 +61,8 @@ export class FleetRateLimiterPolicy extends PolicyBase implements FleetMember {
   #leased = 0;
   /** A lease request is in flight. */
   #asking = false;
+  /** Calls admitted alone while the lease request was in flight: the lease pays them back. */
+  #debt = 0;
   /** When Redis last said the bucket is short: no new request before then (the fleet's clock). */
   #notBefore = -Infinity;
   /** Redis has answered at least once since the last failure. */
@@ -130,10 +133,13 @@ export class FleetRateLimiterPolicy extends PolicyBase implements FleetMember {
     return this.#short(chain, index, scope, attempt);
   }
 
-  /** The sync on the fleet's interval: tops the lease up if it is low. @internal */
+  /**
+   * The sync on the fleet's interval: tops the lease up (unless Redis said the bucket
+   * is short), and says this replica is alive. @internal
+   */
   sync(): Promise<void> {
-    if (this.#leased * 2 < this.leaseSize || this.deciding === 'local') return this.#request();
-    return Promise.resolve();
+    const short = this.deciding === 'fleet' && this.#fleet._clock.now() < this.#notBefore;
+    return this.#request(short ? 0 : this.leaseSize - Math.floor(this.#leased) + this.#debt);
   }
 
   /** @internal */
@@ -142,17 +148,18 @@ export class FleetRateLimiterPolicy extends PolicyBase implements FleetMember {
   }
 
   /**
-   * No token in the lease. Deciding with the fleet, the call is refused: the bucket is
-   * short, or a new lease is on its way (for `redisTimeoutMs` at most: then the fleet is
-   * degraded). Otherwise this replica decides alone.
+   * No token in the lease. If Redis said the bucket is short, the fleet has decided:
+   * the call is refused. Otherwise (a new lease is on its way, the fleet is degraded, or
+   * Redis has not answered yet) this replica decides alone, with its share of the limit;
+   * while a lease is on its way, what it admits alone is a debt the lease pays back.
    */
   #short<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
     const now = this.#fleet._clock.now();
-    if (this.deciding === 'fleet') {
+    const fleet = this.deciding === 'fleet';
+    if (fleet) {
       this.#ask();
-      return Promise.reject(this.#refuse(this.#asking ? 1 : Math.max(1, Math.ceil(this.#notBefore - now)), chain));
+      if (!this.#asking) return Promise.reject(this.#refuse(Math.max(1, Math.ceil(this.#notBefore - now)), chain));
     }
-    // Deciding alone: Redis is down or slow, or has not answered yet.
     const rate = this.#localRatePerMs();
     if (now > this.#localAt) {
       this.#localTokens = Math.min(this.#localBurst(), this.#localTokens + (now - this.#localAt) * rate);
@@ -160,7 +167,8 @@ export class FleetRateLimiterPolicy extends PolicyBase implements FleetMember {
     }
     if (this.#localTokens < 1) return Promise.reject(this.#refuse(Math.max(1, Math.ceil((1 - this.#localTokens) / rate)), chain));
     this.#localTokens -= 1;
-    this.#admittedAlone++;
+    if (fleet) this.#debt++;
+    else this.#admittedAlone++;
     this.#pass();
     return chain.next(index + 1, scope, attempt);
   }
@@ -175,22 +183,26 @@ export class FleetRateLimiterPolicy extends PolicyBase implements FleetMember {
 
   /** Starts a lease request unless one is in flight or Redis said the bucket is short. */
   #ask(): void {
-    if (!this.#asking && this.#fleet._clock.now() >= this.#notBefore) void this.#request();
+    if (!this.#asking && this.#fleet._clock.now() >= this.#notBefore) void this.#request(Math.max(1, this.leaseSize - Math.floor(this.#leased) + this.#debt));
   }
 
-  async #request(): Promise<void> {
+  async #request(want: number): Promise<void> {
     if (this.#asking || this.#fleet.closed) return;
     this.#asking = true;
     const fleet = this.#fleet;
-    const want = Math.max(1, this.leaseSize - Math.floor(this.#leased));
-    const reply = await fleet._command(LEASE, this.#keys, [fleet._now(), fleet.replicaId, aliveMs(fleet), this.ratePerSecond / 1000, this.burst, want]);
+    const reply = await fleet._command(LEASE, this.#keys, [fleet._now(), fleet.replicaId, aliveMs(fleet), this.ratePerSecond / 1000, this.burst, want], 3);
     this.#asking = false;
-    if (!Array.isArray(reply) || fleet.closed) {
+    if (reply === undefined || fleet.closed) {
+      // Redis did not answer: the calls admitted meanwhile were decided alone after all.
+      this.#admittedAlone += this.#debt;
+      this.#debt = 0;
       this.#answered = false;
       return;
     }
-    const [granted, replicas, fullInMs] = reply.map(Number) as [number, number, number];
-    this.#leased += granted;
+    const [granted, replicas, fullInMs] = reply as [number, number, number];
+    // The debt comes out of the lease; a lease smaller than the debt leaves this replica short until the next one.
+    this.#leased += granted - this.#debt;
+    this.#debt = 0;
     this.#replicas = Math.max(1, replicas);
     this.#answered = true;
     // Short: come back when the bucket has refilled what was asked for (at least one lease's worth of time).

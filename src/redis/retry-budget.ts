@@ -145,13 +145,13 @@ export class FleetRetryBudget implements RetryBudgetLike, FleetMember {
     const reply = await fleet._command(BUDGET, this.#keys, [
       fleet._now(), fleet.replicaId, aliveMs(fleet), this.windowMs / BUCKETS, BUCKETS,
       firsts, extra, this.#leaseBucket, unused, this.ratio, this.#floor, want,
-    ]);
+    ], 5);
     this.#syncing = false;
-    if (!Array.isArray(reply)) {
+    if (reply === undefined) {
       this.#answered = false;
       return;
     }
-    const [granted, replicas, bucket, fleetFirsts, fleetRetries] = reply.map(Number) as [number, number, number, number, number];
+    const [granted, replicas, bucket, fleetFirsts, fleetRetries] = reply as [number, number, number, number, number];
     this.#firsts -= firsts;
     this.#extra -= extra;
     this.#leaseGranted = granted;
