@@ -7,6 +7,7 @@ export default defineConfig({
     'prometheus/index': 'src/prometheus/index.ts',
     'opossum/index': 'src/opossum/index.ts',
     'chaos/index': 'src/chaos/index.ts',
+    'redis/index': 'src/redis/index.ts',
   },
   format: ['esm', 'cjs'],
   // The published types leave out what is marked @internal: users and custom policies

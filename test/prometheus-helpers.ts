@@ -74,4 +74,5 @@ export const FAMILIES = [
   'rate_limit_admitted_total',
   'rate_limit_delayed_total',
   'rate_limit_rejections_total',
+  'fleet_degraded',
 ];

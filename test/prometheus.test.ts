@@ -169,6 +169,7 @@ describe('prometheusMetrics: attach', () => {
       breakwater_rate_limit_admitted_total: 'counter',
       breakwater_rate_limit_delayed_total: 'counter',
       breakwater_rate_limit_rejections_total: 'counter',
+      breakwater_fleet_degraded: 'gauge',
     });
     const { register } = await import('prom-client');
     expect(register.getSingleMetric('breakwater_calls_total')).toBeUndefined();

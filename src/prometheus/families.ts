@@ -121,6 +121,8 @@ export interface EntrySpec {
   readonly throttle: { readonly probability: number } | undefined;
   /** The pipeline's adaptive limit, if any: its limit and calls in flight are read at scrape time. */
   readonly limit: { readonly limit: number; readonly inFlight: number } | undefined;
+  /** The pipeline's fleet-wide policies and budgets, if any: whether they decide alone is read at scrape time. */
+  readonly shared: readonly { readonly deciding: string }[] | undefined;
 }
 
 /**
@@ -143,6 +145,7 @@ export class Entry {
   readonly has: EntrySpec['has'];
   readonly throttle: EntrySpec['throttle'];
   readonly limit: EntrySpec['limit'];
+  readonly shared: EntrySpec['shared'];
   /** `{ pipeline, ...constLabels }`, as the only element. */
   readonly baseLabels: readonly Labels[];
   /** One label set per outcome, in {@link OUTCOMES} order. */
@@ -169,6 +172,7 @@ export class Entry {
     this.has = spec.has;
     this.throttle = spec.throttle;
     this.limit = spec.limit;
+    this.shared = spec.shared;
     this.data = new Float64Array(BUCKETS + 2 * OBSERVED * (bucketCount + 1));
     this.reported = new Float64Array(this.data.length);
     const pipeline = spec.pipeline.name!;
@@ -546,6 +550,7 @@ export const FAMILY_SUFFIXES = [
   'rate_limit_admitted_total',
   'rate_limit_delayed_total',
   'rate_limit_rejections_total',
+  'fleet_degraded',
 ] as const;
 
 /**
@@ -647,6 +652,14 @@ export class Group {
       single('rate_limit_admitted_total', 'Calls a rate limiter admitted, at once or after a wait.', RATE_ADMITTED, (e) => e.has.rateLimiter),
       single('rate_limit_delayed_total', 'Calls a rate limiter admitted after waiting for a token.', RATE_DELAYED, (e) => e.has.rateLimiter),
       single('rate_limit_rejections_total', 'Calls a rate limiter refused (no token, and no room or time to wait).', RATE_REJECTED, (e) => e.has.rateLimiter),
+      new GaugeFamily(
+        this,
+        `${prefix}fleet_degraded`,
+        'Whether fleet-wide policies (breakwater/redis) of a pipeline decide on local state, Redis being unavailable: 1 yes, 0 no, read when scraped.',
+        names(),
+        (e) => (e.shared ? e.baseLabels : undefined),
+        (e) => [e.shared!.some((policy) => policy.deciding !== 'fleet') ? 1 : 0],
+      ),
     ];
   }
 

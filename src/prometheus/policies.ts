@@ -56,6 +56,8 @@ export interface Unit {
   readonly throttles: { readonly kind: string; readonly onReject: Event<unknown>; readonly probability: number }[];
   readonly rateLimiters: { readonly kind: string; readonly onAdmit: Event<{ readonly waitedMs?: number }>; readonly onReject: Event<unknown> }[];
   readonly limits: { readonly kind: string; readonly onReject: Event<unknown>; readonly limit: number; readonly inFlight: number }[];
+  /** Fleet-wide policies and budgets (`breakwater/redis`): whether each decides with the fleet or alone. */
+  readonly shared: { readonly deciding: string }[];
 }
 
 type Bag = Record<string, unknown>;
@@ -95,7 +97,7 @@ export function unitsOf(root: PipelineLike): Unit[] {
   const visit = (named: PipelineLike): void => {
     if (seen.has(named)) return;
     seen.add(named);
-    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [], throttles: [], limits: [], rateLimiters: [] };
+    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [], throttles: [], limits: [], rateLimiters: [], shared: [] };
     units.push(unit);
     const collect = (policies: readonly unknown[], path: Set<unknown>): void => {
       for (const policy of policies) {
@@ -118,6 +120,11 @@ export function unitsOf(root: PipelineLike): Unit[] {
         }
         if (typeof policy.onReject === 'function' && typeof policy.probability === 'number' && !isBulkhead(policy)) {
           unit.throttles.push(policy as unknown as Unit['throttles'][number]);
+        }
+        if (typeof policy.deciding === 'string') unit.shared.push(policy as unknown as Unit['shared'][number]);
+        const budget = policy.budget;
+        if (isObject(budget) && typeof budget.deciding === 'string' && !unit.shared.includes(budget as never)) {
+          unit.shared.push(budget as unknown as Unit['shared'][number]);
         }
         if (typeof policy.onTimeout === 'function') unit.timeouts.push(policy as unknown as Unit['timeouts'][number]);
         if (typeof policy.onFallback === 'function') unit.fallbacks.push(policy as unknown as Unit['fallbacks'][number]);

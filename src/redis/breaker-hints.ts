@@ -7,7 +7,7 @@
 import type { CircuitBreakerPolicy } from '../circuit-breaker/policy.ts';
 import type { Disposer } from '../core/events.ts';
 import { checkOptions, duration, integer, satisfies } from '../core/validate.ts';
-import { aliveMs, fleetCheck, type FleetMember, name, type RedisFleet } from './fleet.ts';
+import { aliveMs, fleetCheck, name, type RedisFleet } from './fleet.ts';
 import { HINTS } from './scripts.ts';
 
 /** Options of {@link fleetBreakerHints}. */
@@ -35,7 +35,7 @@ export interface FleetBreakerHintsOptions {
  * reaches the other replicas at their next sync: within `syncIntervalMs` plus a
  * Redis round trip after the breaker opened.
  */
-export class FleetBreakerHints implements FleetMember {
+export class FleetBreakerHints {
   /** The dependency's name in the fleet. */
   readonly name: string;
   /** The breaker the hints open. */

@@ -10,7 +10,7 @@ import { Emitter, type Event } from '../core/events.ts';
 import { type Chain, PolicyBase, type Scope } from '../core/protocol.ts';
 import { checkOptions, finite, integer } from '../core/validate.ts';
 import type { RateLimitAdmitEvent, RateLimitRejectEvent } from '../rate-limiter.ts';
-import { aliveMs, fleetCheck, type FleetMember, name, type RedisFleet } from './fleet.ts';
+import { aliveMs, fleetCheck, name, type RedisFleet } from './fleet.ts';
 import { LEASE } from './scripts.ts';
 
 /** Options of {@link fleetRateLimiter}. */
@@ -43,7 +43,7 @@ export interface FleetRateLimiterOptions {
  * and refuses with the same `RateLimitedError`. It never queues: a call over the limit
  * is refused at once, saying when to come back.
  */
-export class FleetRateLimiterPolicy extends PolicyBase implements FleetMember {
+export class FleetRateLimiterPolicy extends PolicyBase {
   /** Always `'rate-limiter'`: it measures like the local one. */
   readonly kind = 'rate-limiter';
   /** The limit's name in the fleet. */
@@ -95,6 +95,11 @@ export class FleetRateLimiterPolicy extends PolicyBase implements FleetMember {
   /** Tokens this replica holds from its lease. */
   get leased(): number {
     return this.#leased;
+  }
+
+  /** Tokens this replica may spend now without asking Redis (its lease; deciding alone, its local bucket). */
+  get tokens(): number {
+    return this.deciding === 'fleet' ? Math.max(0, this.#leased) : this.#localTokens;
   }
 
   /** Replicas using this limit, as Redis last counted them. */

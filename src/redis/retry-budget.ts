@@ -8,7 +8,7 @@
 import { Emitter, type Event } from '../core/events.ts';
 import { checkOptions, duration, finite } from '../core/validate.ts';
 import type { RetryBudgetExhaustedEvent, RetryBudgetLike } from '../retry-budget.ts';
-import { aliveMs, fleetCheck, type FleetMember, name, type RedisFleet } from './fleet.ts';
+import { aliveMs, fleetCheck, name, type RedisFleet } from './fleet.ts';
 import { BUDGET } from './scripts.ts';
 
 /** Options of {@link fleetRetryBudget}. */
@@ -29,7 +29,7 @@ const BUCKETS = 10;
  * A retry budget shared by a fleet; create it with {@link fleetRetryBudget} and pass it
  * to `retry({ budget })` or `hedge({ budget })` like a local one.
  */
-export class FleetRetryBudget implements RetryBudgetLike, FleetMember {
+export class FleetRetryBudget implements RetryBudgetLike {
   /** The budget's name in the fleet. */
   readonly name: string;
   /** Retries allowed per first attempt of the fleet. */
