@@ -19,6 +19,7 @@ const subpaths: Record<string, string> = {
   'breakwater/prometheus': '../src/prometheus/index.ts',
   'breakwater/opossum': '../src/opossum/index.ts',
   'breakwater/chaos': '../src/chaos/index.ts',
+  'breakwater/redis': '../src/redis/index.ts',
 };
 
 interface Sample {
