@@ -73,6 +73,7 @@ export class FleetRateLimiterPolicy extends PolicyBase {
   #localAt: number;
   #admitted = 0;
   #admittedAlone = 0;
+  #admittedAhead = 0;
   #refused = 0;
   #admit: Emitter<RateLimitAdmitEvent> | undefined;
   #reject: Emitter<RateLimitRejectEvent> | undefined;
@@ -112,9 +113,13 @@ export class FleetRateLimiterPolicy extends PolicyBase {
     return this.#answered && !this.#fleet.degraded ? 'fleet' : 'local';
   }
 
-  /** Calls admitted so far, and how many of them were decided alone. */
-  get counts(): { readonly admitted: number; readonly admittedLocally: number; readonly refused: number } {
-    return { admitted: this.#admitted, admittedLocally: this.#admittedAlone, refused: this.#refused };
+  /**
+   * Calls admitted so far; of them, those decided alone (degraded, or before Redis
+   * answered) and those admitted ahead of a lease on its way (paid back from it); and
+   * calls refused.
+   */
+  get counts(): { readonly admitted: number; readonly admittedLocally: number; readonly admittedAhead: number; readonly refused: number } {
+    return { admitted: this.#admitted, admittedLocally: this.#admittedAlone, admittedAhead: this.#admittedAhead, refused: this.#refused };
   }
 
   /** Fires for every call it admits (`waitedMs` is always 0: it never queues). */
@@ -172,8 +177,12 @@ export class FleetRateLimiterPolicy extends PolicyBase {
     }
     if (this.#localTokens < 1) return Promise.reject(this.#refuse(Math.max(1, Math.ceil((1 - this.#localTokens) / rate)), chain));
     this.#localTokens -= 1;
-    if (fleet) this.#debt++;
-    else this.#admittedAlone++;
+    if (fleet) {
+      this.#debt++;
+      this.#admittedAhead++;
+    } else {
+      this.#admittedAlone++;
+    }
     this.#pass();
     return chain.next(index + 1, scope, attempt);
   }
@@ -200,6 +209,7 @@ export class FleetRateLimiterPolicy extends PolicyBase {
     if (reply === undefined || fleet.closed) {
       // Redis did not answer: the calls admitted meanwhile were decided alone after all.
       this.#admittedAlone += this.#debt;
+      this.#admittedAhead -= this.#debt;
       this.#debt = 0;
       this.#answered = false;
       return;
