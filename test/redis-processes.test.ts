@@ -79,9 +79,13 @@ describe.skipIf(SERVER === undefined)('replicas as separate processes on one Red
     // Retry budget: ratio 0.1 of the fleet's calls plus a floor of 5/s × 2 s = 10 for the whole fleet, in any 2 s window.
     const firsts = reports.flatMap((r) => r.firsts).sort((a, b) => a - b);
     const retries = reports.flatMap((r) => r.retries).sort((a, b) => a - b);
+    // Redis counts in ten buckets of 200 ms on its own clock (the same machine's); first attempts reach it at the
+    // next sync (50 ms), and a lease reserved at the edge of a bucket may be spent in the next: one retry per replica.
     for (const at of retries) {
-      const inWindow = (times: number[]) => times.filter((t) => t > at - 2_000 && t <= at).length;
-      expect(inWindow(retries)).toBeLessThanOrEqual(0.1 * inWindow(firsts) + 10 + n);
+      const bucket = Math.floor(at / 200);
+      const inWindow = (times: number[]) => times.filter((t) => Math.floor(t / 200) > bucket - 10 && t <= at).length;
+      const reportedLate = firsts.filter((t) => t > at - 100 && t <= at).length;
+      expect(inWindow(retries)).toBeLessThanOrEqual(0.1 * (inWindow(firsts) + reportedLate) + 10 + n);
     }
     expect(retries.length).toBeGreaterThan(0);
 

@@ -169,6 +169,9 @@ export class FleetRateLimiterPolicy extends PolicyBase {
     if (fleet) {
       this.#ask();
       if (!this.#asking) return Promise.reject(this.#refuse(Math.max(1, Math.ceil(this.#notBefore - now)), chain));
+      // Ahead of the lease by its share of the burst at most: the lease has to be able to pay it back.
+      // (A lease below 0 is debt the last lease could not pay yet.)
+      if (this.#debt - Math.min(0, this.#leased) >= this.#localBurst()) return Promise.reject(this.#refuse(1, chain));
     }
     const rate = this.#localRatePerMs();
     if (now > this.#localAt) {
@@ -220,8 +223,9 @@ export class FleetRateLimiterPolicy extends PolicyBase {
     this.#debt = 0;
     this.#replicas = Math.max(1, replicas);
     this.#answered = true;
-    // Short: come back when the bucket has refilled what was asked for (at least one lease's worth of time).
-    this.#notBefore = granted < want ? fleet._clock.now() + Math.max(fullInMs, 1) : -Infinity;
+    // Short: come back when the bucket has refilled what was asked for. (A sync that asked
+    // for nothing, only saying this replica is alive, changes nothing.)
+    if (want > 0) this.#notBefore = granted < want ? fleet._clock.now() + Math.max(fullInMs, 1) : -Infinity;
   }
 
   #pass(): void {
