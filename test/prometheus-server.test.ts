@@ -36,6 +36,7 @@ import {
 } from '../src/index.ts';
 import { chaos } from '../src/chaos/index.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
+import { fleetRateLimiter, redisFleet, type RedisFleet } from '../src/redis/index.ts';
 import { prometheusTools } from './prometheus-tools.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -123,6 +124,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   let exited: Promise<void> = Promise.resolve();
   let server: Server | undefined;
   let traffic: ReturnType<typeof setInterval> | undefined;
+  let fleet: RedisFleet | undefined;
   let dir: string | undefined;
   let base = '';
   let log = '';
@@ -189,7 +191,11 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       throttle({ minimumRequests: 1 }),
       rateLimiter({ ratePerSecond: 1_000, maxQueue: 10 }),
     );
-    metrics.attach(inventory, search, payments, profile, auth, game, crowded);
+    // partner: a fleet-wide limit whose Redis never answers, so it decides alone (fleet_degraded 1).
+    const unreachable = { eval: () => new Promise(() => {}), evalsha: () => new Promise(() => {}) };
+    fleet = redisFleet({ redis: unreachable, prefix: 'prometheus-server' });
+    const partner = pipeline({ name: 'partner' }, fleetRateLimiter(fleet, { name: 'partner', ratePerSecond: 1_000 }));
+    metrics.attach(inventory, search, payments, profile, auth, game, crowded, partner);
 
     const run = (p: Pipeline<unknown>, work: (signal: AbortSignal) => Promise<unknown>): void => {
       const call = p.execute(({ signal }) => work(signal)).catch(() => undefined);
@@ -293,6 +299,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
 
   afterAll(async () => {
     if (traffic !== undefined) clearInterval(traffic);
+    await fleet?.close();
     if (prometheus !== undefined && prometheus.exitCode === null && prometheus.signalCode === null) {
       prometheus.kill('SIGTERM');
       const killer = setTimeout(() => prometheus?.kill('SIGKILL'), 5_000);
@@ -311,7 +318,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   });
 
   const alerts = alertExpressions();
-  it('finds the ten alert expressions', () => {
+  it('finds the eleven alert expressions', () => {
     expect([...alerts.keys()].sort()).toEqual([
       'BreakwaterAdaptiveLimitRejections',
       'BreakwaterAnsweredByFallbacks',
@@ -319,6 +326,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       'BreakwaterChaosInjecting',
       'BreakwaterCircuitOpen',
       'BreakwaterDependencyErrors',
+      'BreakwaterFleetDegraded',
       'BreakwaterHedgeBudgetExhausted',
       'BreakwaterHighTimeoutRatio',
       'BreakwaterRetryBudgetExhausted',
@@ -337,6 +345,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     BreakwaterThrottling: 'crowded',
     BreakwaterAdaptiveLimitRejections: 'crowded',
     BreakwaterHedgeBudgetExhausted: 'game',
+    BreakwaterFleetDegraded: 'partner',
   };
   it.each([...alerts])('alert %s: the expression parses and holds for the pipeline built to trip it', async (name, expr) => {
     const result = await query(expr);
@@ -347,7 +356,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
 
   it('loads the rules, evaluates them without error, and has every alert pending', async () => {
     await until(
-      'all ten alerts pending',
+      'all eleven alerts pending',
       Date.now() + 10_000,
       async () => {
         const response = (await (await fetch(`${base}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
@@ -360,7 +369,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
     };
     const all = rules.data.groups.flatMap((g) => g.rules);
-    expect(all).toHaveLength(10);
+    expect(all).toHaveLength(11);
     for (const rule of all) expect(rule.health, `${rule.name}: ${rule.lastError}`).toBe('ok');
   });
 

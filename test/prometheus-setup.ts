@@ -54,7 +54,8 @@ export function isCi(env: Env): boolean {
   return value !== undefined && value !== '' && value !== '0' && value !== 'false';
 }
 
-function isExecutable(path: string): boolean {
+/** Whether `path` is an executable file. */
+export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return statSync(path).isFile();

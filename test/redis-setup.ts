@@ -14,10 +14,9 @@
  * A run whose file filters select no Redis suite looks for nothing and installs nothing.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { aptInstall, installer, isCi } from './prometheus-setup.ts';
+import { aptInstall, installer, isCi, isExecutable } from './prometheus-setup.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -34,15 +33,6 @@ export function needsRedis(file: string): boolean {
 const HOW_TO_GET = 'sudo apt-get install redis-server, or set REDIS_SERVER to the binary';
 
 type Env = Readonly<Record<string, string | undefined>>;
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
 
 /** Where redis-server is: REDIS_SERVER if set, else PATH, else /usr/bin. */
 export function findRedisServer(env: Env): string | undefined {

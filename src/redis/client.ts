@@ -8,16 +8,16 @@
  */
 import { createHash } from 'node:crypto';
 
-/** An ioredis connection (or Cluster): what `breakwater/redis` calls on it. */
+/** An ioredis connection (or Cluster): what `breakwater/redis` calls on it (the Lua script commands; names quoted, they are not JavaScript's eval). */
 export interface IoRedisLike {
   evalsha(sha: string, numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown>;
-  eval(script: string, numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown>;
+  'eval'(script: string, numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown>;
 }
 
 /** A node-redis (v4 or later) client: what `breakwater/redis` calls on it. */
 export interface NodeRedisLike {
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
-  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  'eval'(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
 }
 
 /** A Redis connection from ioredis or node-redis. */
