@@ -66,7 +66,28 @@ describe.skipIf(SERVER === undefined)('fleetRetryBudget on a real Redis', () => 
     const failing = pipeline(retry({ maxAttempts: 3, budget, backoff: { delayMs: () => 0 }, clock }));
     await expect(failing.execute(() => Promise.reject(new Error(`down ${++calls}`)))).rejects.toThrow('down 2');
     expect(calls).toBe(2); // one retry, then the budget said no
-    expect(() => hedge({ delayMs: 10, budget, clock })).not.toThrow();
+    await fleet.close();
+  });
+
+  it('hedge() draws its hedges from it: one hedge while the lease lasts, then the budget says no', async () => {
+    const clock = new FakeClock(3_500_000);
+    const fleet = await replicas(1, clock, { ratio: 0, minPerSecond: 0.1, windowMs: 10_000 }, 250);
+    const budget = fleet.budgets[0]!;
+    expect(budget.leased).toBe(1);
+    const hedged = hedge({ delayMs: 10, budget, clock });
+    let hedges = 0;
+    let refused = 0;
+    hedged.onHedge(() => hedges++);
+    hedged.onBudgetExhausted(() => refused++);
+    const slow = () => new Promise<string>((resolve) => clock.schedule(() => resolve('slow'), 50));
+    const first = pipeline(hedged).execute(slow);
+    await clock.advance(60);
+    expect(await first).toBe('slow');
+    expect([hedges, refused]).toEqual([1, 0]);
+    const second = pipeline(hedged).execute(slow);
+    await clock.advance(60);
+    expect(await second).toBe('slow');
+    expect([hedges, refused]).toEqual([1, 1]);
     await fleet.close();
   });
 
