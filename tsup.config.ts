@@ -9,6 +9,7 @@ export default defineConfig({
     'chaos/index': 'src/chaos/index.ts',
     'opentelemetry/index': 'src/opentelemetry/index.ts',
     'fetch/index': 'src/fetch/index.ts',
+    'redis/index': 'src/redis/index.ts',
   },
   format: ['esm', 'cjs'],
   // The published types leave out what is marked @internal: users and custom policies

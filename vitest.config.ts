@@ -4,8 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
     setupFiles: ['test/setup.ts'],
-    // Finds (or installs) promtool and prometheus for the suites that need them.
-    globalSetup: ['test/prometheus-setup.ts'],
+    // Finds (or installs) promtool and prometheus, and redis-server, for the suites that need them.
+    globalSetup: ['test/prometheus-setup.ts', 'test/redis-setup.ts'],
     typecheck: {
       enabled: true,
       include: ['test/**/*.test-d.ts'],

@@ -31,6 +31,12 @@ export const DEMOS: Readonly<Record<string, DemoEntry>> = Object.freeze({
     ],
     load: () => import('./auth-cascade/demo.ts'),
   },
+  fleet: {
+    about: 'four replicas, one partner quota: local limits break it (before); one limit shared through Redis holds it, also when Redis dies (after)',
+    duration: '30 s',
+    options: [['--seconds N', 'seconds per run, three runs (default 8)']],
+    load: () => import('./fleet/demo.ts'),
+  },
   'sync-payment-call': {
     about: 'checkout waits 2.8 s on a payment API (before); it answers at once and a job pays (after)',
     duration: '40 s',

@@ -9,7 +9,7 @@ import { type Clock, systemClock, type TimerHandle } from './core/clock.ts';
 import { Emitter, type Event } from './core/events.ts';
 import { type Chain, PolicyBase, type Scope } from './core/protocol.ts';
 import { checkNested, checkOptions, clock as clockCheck, duration, fn, integer, MAX_TIMER_MS, received, satisfies, share } from './core/validate.ts';
-import type { RetryBudget } from './retry-budget.ts';
+import type { RetryBudgetLike } from './retry-budget.ts';
 
 /** A delay that follows the observed latency: a percentile of recent successful attempts. */
 export interface HedgeDelay {
@@ -40,7 +40,7 @@ export interface HedgeOptions {
    */
   readonly maxExtraLoad?: number;
   /** A retry budget to draw hedges from instead (it can be the one your retries use). */
-  readonly budget?: RetryBudget;
+  readonly budget?: RetryBudgetLike;
   /**
    * Which errors are failed attempts that let another attempt win (default:
    * every error). An error it returns `false` for is the call's result at once.
@@ -393,7 +393,7 @@ export class HedgePolicy extends PolicyBase {
   /** The share of calls that may get a hedge (`undefined` when a `budget` is used). */
   readonly maxExtraLoad: number | undefined;
   /** The shared budget, if one was given. */
-  readonly budget: RetryBudget | undefined;
+  readonly budget: RetryBudgetLike | undefined;
   /** @internal */
   readonly clock: Clock;
   /** @internal */
@@ -579,8 +579,8 @@ export function hedge(options: HedgeOptions): HedgePolicy {
       maxHedges: integer(1, 10),
       maxExtraLoad: share(),
       budget: satisfies(
-        'a RetryBudget (from retryBudget())',
-        (v) => typeof v === 'object' && v !== null && typeof (v as RetryBudget).recordFirstAttempt === 'function' && typeof (v as RetryBudget).tryRetry === 'function',
+        'a RetryBudget (from retryBudget() or fleetRetryBudget())',
+        (v) => typeof v === 'object' && v !== null && typeof (v as RetryBudgetLike).recordFirstAttempt === 'function' && typeof (v as RetryBudgetLike).tryRetry === 'function',
       ),
       handle: fn,
       clock: clockCheck,

@@ -107,6 +107,7 @@ export {
   RETRY_BUDGET_DEFAULTS,
   type RetryBudget,
   type RetryBudgetExhaustedEvent,
+  type RetryBudgetLike,
   type RetryBudgetOptions,
 } from './retry-budget.ts';
 export { keyed, type KeyedPipeline, type KeyedEvent, type KeyedOptions } from './keyed.ts';

@@ -29,6 +29,17 @@ export interface RetryBudgetExhaustedEvent {
   readonly error: unknown;
 }
 
+/**
+ * What a retry or hedge policy draws from: a {@link RetryBudget}, or a budget shared
+ * by a fleet (`fleetRetryBudget` from `breakwater/redis`).
+ */
+export interface RetryBudgetLike {
+  /** Counts one first attempt (a call, not a retry). */
+  recordFirstAttempt(): void;
+  /** Asks for one retry (or hedge): true, and counted, when the budget allows it. */
+  tryRetry(error?: unknown): boolean;
+}
+
 /** The defaults of {@link retryBudget}, in one visible place. */
 export const RETRY_BUDGET_DEFAULTS: Readonly<Required<Omit<RetryBudgetOptions, 'clock'>>> = Object.freeze({
   ratio: 0.2,
@@ -46,7 +57,7 @@ const BUCKETS = 10;
  * minPerSecond × window seconds`. Counting is O(1): two small typed arrays of
  * per-bucket counts and two running totals, rotated on use; no timer.
  */
-export class RetryBudget {
+export class RetryBudget implements RetryBudgetLike {
   /** Retries allowed per first attempt in the window. */
   readonly ratio: number;
   /** Retries allowed per second of window whatever the traffic. */

@@ -4,7 +4,7 @@ import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHan
 import { isRejection } from './core/errors.ts';
 import { Emitter, type Event } from './core/events.ts';
 import { type Chain, PolicyBase, type Scope } from './core/protocol.ts';
-import type { RetryBudget, RetryBudgetExhaustedEvent } from './retry-budget.ts';
+import type { RetryBudgetExhaustedEvent, RetryBudgetLike } from './retry-budget.ts';
 import {
   checkOptions,
   clock as clockCheck,
@@ -44,7 +44,7 @@ export interface RetryOptions {
    */
   readonly retryAfter?: (error: unknown) => number | undefined;
   /** A budget shared with other retry policies that caps retries at a fraction of calls. */
-  readonly budget?: RetryBudget;
+  readonly budget?: RetryBudgetLike;
   /** Clock for backoff sleeps and `maxElapsedMs` (default: the system clock). */
   readonly clock?: Clock;
   /** Random source for jitter (default: `Math.random`). */
@@ -214,7 +214,7 @@ export class RetryPolicy extends PolicyBase {
   /** The backoff schedule. */
   readonly backoff: Schedule;
   /** The shared retry budget, if any. */
-  readonly budget: RetryBudget | undefined;
+  readonly budget: RetryBudgetLike | undefined;
   /** The `maxElapsedMs` option, if given. */
   readonly maxElapsedMs: number | undefined;
   /** @internal */
@@ -322,12 +322,12 @@ export function retry(options?: RetryOptions): RetryPolicy {
     maxElapsedMs: duration(0),
     retryAfter: fn,
     budget: satisfies(
-      'a RetryBudget (from retryBudget())',
+      'a RetryBudget (from retryBudget() or fleetRetryBudget())',
       (v) =>
         typeof v === 'object' &&
         v !== null &&
-        typeof (v as RetryBudget).recordFirstAttempt === 'function' &&
-        typeof (v as RetryBudget).tryRetry === 'function',
+        typeof (v as RetryBudgetLike).recordFirstAttempt === 'function' &&
+        typeof (v as RetryBudgetLike).tryRetry === 'function',
     ),
     clock: clockCheck,
     random: fn,

@@ -21,6 +21,7 @@ const subpaths: Record<string, string> = {
   'breakwater/chaos': '../src/chaos/index.ts',
   'breakwater/opentelemetry': '../src/opentelemetry/index.ts',
   'breakwater/fetch': '../src/fetch/index.ts',
+  'breakwater/redis': '../src/redis/index.ts',
 };
 
 interface Sample {

@@ -81,4 +81,5 @@ export const FAMILIES = [
   'rollout_share',
   'rollout_requested_share',
   'rollout_rolled_back',
+  'fleet_degraded',
 ];

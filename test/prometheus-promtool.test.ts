@@ -12,6 +12,9 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { busyWorkload } from './busy-workload.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
+import { pipeline } from '../src/index.ts';
+import { fleetRateLimiter, redisFleet } from '../src/redis/index.ts';
+import { FakeClock } from '../src/testing/index.ts';
 import { parseExposition, FAMILIES } from './prometheus-helpers.ts';
 import { prometheusTools } from './prometheus-tools.ts';
 
@@ -33,6 +36,15 @@ async function busyRegistry(): Promise<Registry> {
   await busyWorkload((...pipelines) => {
     for (const p of pipelines) prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(p);
   });
+  // partner: a fleet-wide limit whose Redis never answers, so it decides alone (breakwater_fleet_degraded).
+  const clock = new FakeClock();
+  const unreachable = { eval: () => new Promise(() => {}), evalsha: () => new Promise(() => {}) };
+  const fleet = redisFleet({ redis: unreachable, prefix: 'promtool', clock });
+  const partner = pipeline({ name: 'partner', clock }, fleetRateLimiter(fleet, { name: 'partner', ratePerSecond: 1_000 }));
+  prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(partner);
+  expect(await partner.execute(() => 'decided alone')).toBe('decided alone');
+  await clock.advance(100);
+  await fleet.close();
   return registry;
 }
 
@@ -70,7 +82,7 @@ describe.skipIf(skip)('promtool', () => {
 
   it('check rules: docs/prometheus/alerts.yml is valid', () => {
     const result = promtool(['check', 'rules', 'docs/prometheus/alerts.yml']);
-    expect(result.output).toContain('SUCCESS: 13 rules found');
+    expect(result.output).toContain('SUCCESS: 14 rules found');
     expect(result.status).toBe(0);
   });
 

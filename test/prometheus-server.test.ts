@@ -37,6 +37,7 @@ import {
 } from '../src/index.ts';
 import { chaos } from '../src/chaos/index.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
+import { fleetRateLimiter, redisFleet, type RedisFleet } from '../src/redis/index.ts';
 import { prometheusTools } from './prometheus-tools.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -124,6 +125,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   let exited: Promise<void> = Promise.resolve();
   let server: Server | undefined;
   let traffic: ReturnType<typeof setInterval> | undefined;
+  let fleet: RedisFleet | undefined;
   let dir: string | undefined;
   let base = '';
   let log = '';
@@ -198,7 +200,11 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     );
     // slowing: half of its calls take 300 ms, past the slow-call alert's 250 ms.
     const slowing = pipeline({ name: 'slowing' }, timeout({ ms: 1_000 }));
-    metrics.attach(inventory, search, payments, profile, auth, game, crowded, flags, slowing);
+    // partner: a fleet-wide limit whose Redis never answers, so it decides alone (fleet_degraded 1).
+    const unreachable = { eval: () => new Promise(() => {}), evalsha: () => new Promise(() => {}) };
+    fleet = redisFleet({ redis: unreachable, prefix: 'prometheus-server' });
+    const partner = pipeline({ name: 'partner' }, fleetRateLimiter(fleet, { name: 'partner', ratePerSecond: 1_000 }));
+    metrics.attach(inventory, search, payments, profile, auth, game, crowded, flags, slowing, partner);
 
     const run = (p: Pipeline<unknown>, work: (signal: AbortSignal) => Promise<unknown>): void => {
       const call = p.execute(({ signal }) => work(signal)).catch(() => undefined);
@@ -305,6 +311,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
 
   afterAll(async () => {
     if (traffic !== undefined) clearInterval(traffic);
+    await fleet?.close();
     if (prometheus !== undefined && prometheus.exitCode === null && prometheus.signalCode === null) {
       prometheus.kill('SIGTERM');
       const killer = setTimeout(() => prometheus?.kill('SIGKILL'), 5_000);
@@ -323,7 +330,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   });
 
   const alerts = alertExpressions();
-  it('finds the thirteen alert expressions', () => {
+  it('finds the fourteen alert expressions', () => {
     expect([...alerts.keys()].sort()).toEqual([
       'BreakwaterAdaptiveLimitRejections',
       'BreakwaterAnsweredByFallbacks',
@@ -331,6 +338,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       'BreakwaterChaosInjecting',
       'BreakwaterCircuitOpen',
       'BreakwaterDependencyErrors',
+      'BreakwaterFleetDegraded',
       'BreakwaterHedgeBudgetExhausted',
       'BreakwaterHighTimeoutRatio',
       'BreakwaterRetryBudgetExhausted',
@@ -355,6 +363,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     BreakwaterRolloutRolledBack: 'flags',
     BreakwaterRolloutFlagRefused: 'flags',
     BreakwaterSlowCalls: 'slowing',
+    BreakwaterFleetDegraded: 'partner',
   };
   it.each([...alerts])('alert %s: the expression parses and holds for the pipeline built to trip it', async (name, expr) => {
     const result = await query(expr);
@@ -365,7 +374,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
 
   it('loads the rules, evaluates them without error, and has every alert pending', async () => {
     await until(
-      'all thirteen alerts pending',
+      'all fourteen alerts pending',
       Date.now() + 10_000,
       async () => {
         const response = (await (await fetch(`${base}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
@@ -378,7 +387,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
     };
     const all = rules.data.groups.flatMap((g) => g.rules);
-    expect(all).toHaveLength(13);
+    expect(all).toHaveLength(14);
     for (const rule of all) expect(rule.health, `${rule.name}: ${rule.lastError}`).toBe('ok');
   });
 

@@ -54,7 +54,8 @@ export function isCi(env: Env): boolean {
   return value !== undefined && value !== '' && value !== '0' && value !== 'false';
 }
 
-function isExecutable(path: string): boolean {
+/** Whether `path` is an executable file. */
+export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return statSync(path).isFile();
@@ -103,11 +104,12 @@ function run(command: readonly string[], timeoutMs: number): { ok: boolean; outp
 }
 
 /**
- * `apt-get update -qq`, then `apt-get install prometheus`, non-interactive and bounded
- * in time. While it installs, a policy-rc.d refuses service starts, unless the machine
- * already has a policy of its own (then that policy decides).
+ * `apt-get update -qq`, then `apt-get install <debianPackage>`, non-interactive and
+ * bounded in time. While it installs, a policy-rc.d refuses service starts, unless the
+ * machine already has a policy of its own (then that policy decides). The Redis suites'
+ * setup (test/redis-setup.ts) installs `redis-server` the same way.
  */
-function installPrometheus(prefix: readonly string[]): { ok: true } | { ok: false; reason: string } {
+export function aptInstall(prefix: readonly string[], debianPackage: string): { ok: true } | { ok: false; reason: string } {
   const apt = (...args: string[]) => [...prefix, 'env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-o', 'DPkg::Lock::Timeout=60', ...args];
   // A policy left by an interrupted run of ours is ours to remove; anyone else's stays.
   const stale = existsSync(POLICY_RC) && readFileSync(POLICY_RC, 'utf8').includes(POLICY_MARK);
@@ -119,12 +121,16 @@ function installPrometheus(prefix: readonly string[]): { ok: true } | { ok: fals
   try {
     const update = run(apt('update', '-qq'), UPDATE_TIMEOUT_MS);
     if (!update.ok) return { ok: false, reason: `apt-get update failed: ${lastLines(update.output)}` };
-    const install = run(apt('install', '-y', '-qq', '--no-install-recommends', 'prometheus'), INSTALL_TIMEOUT_MS);
-    if (!install.ok) return { ok: false, reason: `apt-get install prometheus failed: ${lastLines(install.output)}` };
+    const install = run(apt('install', '-y', '-qq', '--no-install-recommends', debianPackage), INSTALL_TIMEOUT_MS);
+    if (!install.ok) return { ok: false, reason: `apt-get install ${debianPackage} failed: ${lastLines(install.output)}` };
     return { ok: true };
   } finally {
     if (ownPolicy) run([...prefix, 'rm', '-f', POLICY_RC], 10_000);
   }
+}
+
+function installPrometheus(prefix: readonly string[]): { ok: true } | { ok: false; reason: string } {
+  return aptInstall(prefix, 'prometheus');
 }
 
 function lastLines(text: string): string {

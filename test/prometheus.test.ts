@@ -176,6 +176,7 @@ describe('prometheusMetrics: attach', () => {
       breakwater_rollout_share: 'gauge',
       breakwater_rollout_requested_share: 'gauge',
       breakwater_rollout_rolled_back: 'gauge',
+      breakwater_fleet_degraded: 'gauge',
     });
     const { register } = await import('prom-client');
     expect(register.getSingleMetric('breakwater_calls_total')).toBeUndefined();

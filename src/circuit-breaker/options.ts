@@ -32,7 +32,8 @@ export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
  * - `'probe-deadline'`: half-open → open, a probe did not settle within `probeDeadlineMs`;
  * - `'isolated'`: → isolated, by `CircuitBreakerPolicy.isolate`;
  * - `'released'`: isolated → closed, the last isolation handle was released;
- * - `'reset'`: → closed, by {@link CircuitBreakerPolicy.reset}.
+ * - `'reset'`: → closed, by {@link CircuitBreakerPolicy.reset};
+ * - `'tripped'`: closed → open, by {@link CircuitBreakerPolicy.trip} (a fleet's breaker hint).
  */
 export type StateChangeReason =
   | 'failure-rate'
@@ -44,7 +45,8 @@ export type StateChangeReason =
   | 'probe-deadline'
   | 'isolated'
   | 'released'
-  | 'reset';
+  | 'reset'
+  | 'tripped';
 
 /** A time-based window: the calls of the last `ms`, counted in `buckets` buckets. */
 export interface TimeWindowOptions {

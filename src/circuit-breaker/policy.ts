@@ -185,6 +185,19 @@ export class CircuitBreakerPolicy extends PolicyBase {
   }
 
   /**
+   * Opens a closed breaker now, as its own statistics would have (reason `'tripped'`):
+   * calls are refused for the open period, then half-open probes decide as usual.
+   * Returns false and changes nothing unless the breaker was closed. The fleet's
+   * breaker hints (`fleetBreakerHints` in `breakwater/redis`) call it when a quorum of
+   * replicas sees the dependency fail.
+   */
+  trip(): boolean {
+    if (this.state !== 'closed') return false;
+    this.#open('tripped', NaN);
+    return true;
+  }
+
+  /**
    * Closes the breaker and forgets its statistics and its backoff progress.
    * Calls in flight no longer count. An isolated breaker stays isolated: only
    * releasing every handle ends an isolation (and that closes it anyway).

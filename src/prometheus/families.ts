@@ -70,6 +70,8 @@ export interface EntrySpec {
   readonly limit: { readonly limit: number; readonly inFlight: number } | undefined;
   /** The pipeline's guarded rollout, if any: its shares and rollback are read at scrape time. */
   readonly rollout: RolloutLike | undefined;
+  /** The pipeline's fleet-wide policies and budgets, if any: whether they decide alone is read at scrape time. */
+  readonly shared: readonly { readonly deciding: string }[] | undefined;
 }
 
 /**
@@ -93,6 +95,7 @@ export class Entry {
   readonly throttle: EntrySpec['throttle'];
   readonly limit: EntrySpec['limit'];
   readonly rollout: EntrySpec['rollout'];
+  readonly shared: EntrySpec['shared'];
   /** `{ pipeline, ...constLabels }`, as the only element. */
   readonly baseLabels: readonly Labels[];
   /** One label set per outcome, in {@link OUTCOMES} order. */
@@ -122,6 +125,7 @@ export class Entry {
     this.throttle = spec.throttle;
     this.limit = spec.limit;
     this.rollout = spec.rollout;
+    this.shared = spec.shared;
     this.data = new Float64Array(BUCKETS + 2 * OBSERVED * (bucketCount + 1));
     this.reported = new Float64Array(this.data.length);
     const pipeline = spec.pipeline.name!;
@@ -465,6 +469,7 @@ export const FAMILY_SUFFIXES = [
   'rollout_share',
   'rollout_requested_share',
   'rollout_rolled_back',
+  'fleet_degraded',
 ] as const;
 
 /**
@@ -583,6 +588,14 @@ export class Group {
       rolloutGauge('rollout_requested_share', 'The share the feature flag asks for (the ramp or a rollback may hold the share below it).', (r) => r.requestedShare),
       rolloutGauge('rollout_rolled_back', '1 while a guarded rollout has rolled its experiment back (until released), else 0.', (r) =>
         r.rolledBack === undefined ? 0 : 1,
+      ),
+      new GaugeFamily(
+        this,
+        `${prefix}fleet_degraded`,
+        'Whether fleet-wide policies (breakwater/redis) of a pipeline decide on local state, Redis being unavailable: 1 yes, 0 no, read when scraped.',
+        names(),
+        (e) => (e.shared ? e.baseLabels : undefined),
+        (e) => [e.shared!.some((policy) => policy.deciding !== 'fleet') ? 1 : 0],
       ),
     ];
   }

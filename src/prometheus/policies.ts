@@ -77,6 +77,8 @@ export interface Unit {
   readonly rateLimiters: { readonly kind: string; readonly onAdmit: Event<{ readonly waitedMs?: number }>; readonly onReject: Event<unknown> }[];
   readonly limits: { readonly kind: string; readonly onReject: Event<unknown>; readonly limit: number; readonly inFlight: number }[];
   readonly rollouts: RolloutLike[];
+  /** Fleet-wide policies and budgets (`breakwater/redis`): whether each decides with the fleet or alone. */
+  readonly shared: { readonly deciding: string }[];
 }
 
 type Bag = Record<string, unknown>;
@@ -116,7 +118,7 @@ export function unitsOf(root: PipelineLike): Unit[] {
   const visit = (named: PipelineLike): void => {
     if (seen.has(named)) return;
     seen.add(named);
-    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [], throttles: [], limits: [], rateLimiters: [], rollouts: [] };
+    const unit: Unit = { pipeline: named, breakers: [], bulkheads: [], retries: [], timeouts: [], fallbacks: [], hedges: [], chaos: [], throttles: [], limits: [], rateLimiters: [], rollouts: [], shared: [] };
     units.push(unit);
     const collect = (policies: readonly unknown[], path: Set<unknown>): void => {
       for (const policy of policies) {
@@ -142,6 +144,11 @@ export function unitsOf(root: PipelineLike): Unit[] {
         }
         if (typeof policy.onRollback === 'function' && typeof policy.onExposure === 'function' && typeof policy.share === 'number') {
           unit.rollouts.push(policy as unknown as RolloutLike);
+        }
+        if (typeof policy.deciding === 'string') unit.shared.push(policy as unknown as Unit['shared'][number]);
+        const budget = policy.budget;
+        if (isObject(budget) && typeof budget.deciding === 'string' && !unit.shared.includes(budget as never)) {
+          unit.shared.push(budget as unknown as Unit['shared'][number]);
         }
         if (typeof policy.onTimeout === 'function') unit.timeouts.push(policy as unknown as Unit['timeouts'][number]);
         if (typeof policy.onFallback === 'function') unit.fallbacks.push(policy as unknown as Unit['fallbacks'][number]);

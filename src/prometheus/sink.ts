@@ -279,6 +279,7 @@ export class PrometheusMetrics {
           throttle: unit.throttles[0],
           limit: unit.limits[0],
           rollout: unit.rollouts[0],
+          shared: unit.shared.length > 0 ? unit.shared : undefined,
         },
         group.bounds.length,
       );

@@ -211,7 +211,7 @@ const FACTORIES: readonly FactorySpec[] = [
       opt('handle', fn),
       opt('maxElapsedMs', duration(0)),
       opt('retryAfter', fn),
-      opt('budget', { type: 'custom', rule: /a RetryBudget \(from retryBudget\(\)\)/, bad: [[{}, 'type'], ['budget', 'type'], [null, 'type'], [NaN, 'type'], [0.2, 'type']] }),
+      opt('budget', { type: 'custom', rule: /a RetryBudget \(from retryBudget\(\)/, bad: [[{}, 'type'], ['budget', 'type'], [null, 'type'], [NaN, 'type'], [0.2, 'type']] }),
       opt('clock', clock),
       opt('random', fn),
     ],
