@@ -26,6 +26,7 @@ export default mergeConfig(
         'test/docs-samples.test.ts',
         'test/api-docs.test.ts',
         'test/reliability/process.test.ts',
+        'test/redis-*.test.ts', // need the redis-server that the main config's set-up starts
         'test/reliability/security.test.ts', // reads src/ as text, which Stryker rewrites
         'examples/**',
       ],
