@@ -82,3 +82,6 @@ export const FAMILIES = [
   'rollout_requested_share',
   'rollout_rolled_back',
 ];
+
+/** The families of breakwater/http gates (docs/metrics.md), reported through `attachGate`; they carry `gate`, not `pipeline`. */
+export const GATE_FAMILIES = ['http_requests_total', 'http_in_flight', 'http_limit'];
