@@ -8,6 +8,7 @@ export default defineConfig({
     'opossum/index': 'src/opossum/index.ts',
     'chaos/index': 'src/chaos/index.ts',
     'fetch/index': 'src/fetch/index.ts',
+    'http/index': 'src/http/index.ts',
   },
   format: ['esm', 'cjs'],
   // The published types leave out what is marked @internal: users and custom policies

@@ -20,6 +20,7 @@ const subpaths: Record<string, string> = {
   'breakwater/opossum': '../src/opossum/index.ts',
   'breakwater/chaos': '../src/chaos/index.ts',
   'breakwater/fetch': '../src/fetch/index.ts',
+  'breakwater/http': '../src/http/index.ts',
 };
 
 interface Sample {

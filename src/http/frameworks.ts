@@ -30,14 +30,19 @@ export function gateMiddleware(gate: HttpGate): GateMiddleware {
 
 /** The part of a Fastify reply the plugin uses. */
 export interface FastifyReplyLike {
+  /** The `node:http` response under the reply. */
   readonly raw: ServerResponse;
+  /** Sets the status code. */
   code(statusCode: number): FastifyReplyLike;
+  /** Sets a header. */
   header(name: string, value: string): FastifyReplyLike;
+  /** Sends the reply. */
   send(payload?: string): FastifyReplyLike;
 }
 
 /** The part of a Fastify instance the plugin uses. */
 export interface FastifyInstanceLike {
+  /** Adds a hook; the plugin adds one `onRequest` hook. */
   addHook(
     name: 'onRequest',
     hook: (request: { readonly raw: IncomingMessage }, reply: FastifyReplyLike, done: (error?: Error) => void) => void,
@@ -46,6 +51,7 @@ export interface FastifyInstanceLike {
 
 /** A Fastify plugin, registered with `app.register(plugin)`; it applies to the whole instance (not encapsulated). */
 export interface GatePlugin {
+  /** Fastify calls it with the instance the plugin is registered on. */
   (instance: FastifyInstanceLike, options: unknown, done: (error?: Error) => void): void;
 }
 

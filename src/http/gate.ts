@@ -76,8 +76,11 @@ export interface HttpGateOptions {
 
 /** What the gate reads from an incoming request: a `node:http` `IncomingMessage` has all of it. */
 export interface GateRequest {
+  /** The request method, such as `'GET'`. */
   readonly method?: string | undefined;
+  /** The request target: path and query, such as `'/healthz'`. */
   readonly url?: string | undefined;
+  /** The request headers, with lower-case names. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
 }
 

@@ -9,13 +9,21 @@ import type { GatePermit, GateRequest, HttpGate } from './gate.ts';
 
 /** What the gate does with a response: a `node:http` `ServerResponse` has all of it. */
 export interface GateResponse {
+  /** Whether the status line and headers went out. */
   readonly headersSent: boolean;
+  /** Whether `end()` was called. */
   readonly writableEnded: boolean;
+  /** Whether the whole response was handed to the connection. */
   readonly writableFinished: boolean;
+  /** The status code sent, or to send. */
   statusCode: number;
+  /** Sets a header before the head goes out. */
   setHeader(name: string, value: string): unknown;
+  /** Ends the response. */
   end(chunk?: string): unknown;
+  /** Closes the connection under the response. */
   destroy(error?: Error): unknown;
+  /** `'close'`: the response is over, sent or not. */
   once(event: 'close', listener: () => void): unknown;
 }
 
