@@ -36,6 +36,7 @@ import {
   type Pipeline,
 } from '../src/index.ts';
 import { chaos } from '../src/chaos/index.ts';
+import { httpGate } from '../src/http/index.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { prometheusTools } from './prometheus-tools.ts';
 
@@ -197,6 +198,9 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       rollout({ experimental: () => Promise.reject(new Error('new code broke')), share: () => flag.share, rampStep: 1, minimumCalls: 3 }),
     );
     metrics.attach(inventory, search, payments, profile, auth, game, crowded, flags);
+    // edge: an HTTP admission gate with one slot, offered three requests at a time: two of three are shed.
+    const edge = httpGate({ name: 'edge', maxConcurrent: 1 });
+    metrics.attachGate(edge);
 
     const run = (p: Pipeline<unknown>, work: (signal: AbortSignal) => Promise<unknown>): void => {
       const call = p.execute(({ signal }) => work(signal)).catch(() => undefined);
@@ -214,6 +218,10 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       run(game, (signal) => slow(1, signal));
       for (let i = 0; i < 5; i++) run(crowded, (signal) => slow(30, signal).then(() => Promise.reject(new Error('503 overloaded'))));
       run(flags, () => Promise.resolve('stable'));
+      for (let i = 0; i < 3; i++) {
+        const permit = edge.tryAcquire();
+        if (permit !== undefined) setTimeout(() => permit.release(), 30);
+      }
       if (tick === 10) flag.share = 20;
     };
     burst();
@@ -320,7 +328,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   });
 
   const alerts = alertExpressions();
-  it('finds the twelve alert expressions', () => {
+  it('finds the thirteen alert expressions', () => {
     expect([...alerts.keys()].sort()).toEqual([
       'BreakwaterAdaptiveLimitRejections',
       'BreakwaterAnsweredByFallbacks',
@@ -330,6 +338,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       'BreakwaterDependencyErrors',
       'BreakwaterHedgeBudgetExhausted',
       'BreakwaterHighTimeoutRatio',
+      'BreakwaterHttpShedding',
       'BreakwaterRetryBudgetExhausted',
       'BreakwaterRolloutFlagRefused',
       'BreakwaterRolloutRolledBack',
@@ -350,17 +359,18 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     BreakwaterHedgeBudgetExhausted: 'game',
     BreakwaterRolloutRolledBack: 'flags',
     BreakwaterRolloutFlagRefused: 'flags',
+    BreakwaterHttpShedding: 'edge', // a gate: its series carry `gate`, not `pipeline`
   };
   it.each([...alerts])('alert %s: the expression parses and holds for the pipeline built to trip it', async (name, expr) => {
     const result = await query(expr);
     expect(result.error).toBeUndefined();
     expect(result.status).toBe('success');
-    expect(result.data!.result.map((r) => r.metric.pipeline)).toContain(firing[name]);
+    expect(result.data!.result.map((r) => r.metric.pipeline ?? r.metric.gate)).toContain(firing[name]);
   });
 
   it('loads the rules, evaluates them without error, and has every alert pending', async () => {
     await until(
-      'all twelve alerts pending',
+      'all thirteen alerts pending',
       Date.now() + 10_000,
       async () => {
         const response = (await (await fetch(`${base}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
@@ -373,7 +383,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
     };
     const all = rules.data.groups.flatMap((g) => g.rules);
-    expect(all).toHaveLength(12);
+    expect(all).toHaveLength(13);
     for (const rule of all) expect(rule.health, `${rule.name}: ${rule.lastError}`).toBe('ok');
   });
 
