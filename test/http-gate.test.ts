@@ -8,7 +8,7 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { aimd, gradient } from '../src/index.ts';
-import { DEFAULT_CLASS, gateListener, type HttpGate, httpGate, type RequestListener } from '../src/http/index.ts';
+import { DEFAULT_CLASS, gateListener, gateMiddleware, gatePlugin, type HttpGate, httpGate, type RequestListener } from '../src/http/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { eventually } from './fetch-servers.ts';
 
@@ -55,6 +55,8 @@ function parking() {
 describe('httpGate on node:http', () => {
   it('sheds requests over the limit with 503 and Retry-After, before the handler runs, and admits again once slots free up', async () => {
     const gate = httpGate({ name: 'api', maxConcurrent: 2, retryAfterSeconds: 3 });
+    const shedEvents: unknown[] = [];
+    const unsubscribe = gate.onShed((event) => shedEvents.push(event));
     const park = parking();
     const url = await serve(gate, park.listener);
     const held = [fetch(url), fetch(url)];
@@ -65,6 +67,8 @@ describe('httpGate on node:http', () => {
     expect(await refused.text()).toMatch(/concurrency limit/);
     expect(park.calls()).toBe(2);
     expect(gate.inFlight).toBe(2);
+    expect(shedEvents).toEqual([{ class: 'default' }]);
+    unsubscribe();
     park.releaseAll();
     expect((await Promise.all(held)).map((r) => r.status)).toEqual([200, 200]);
     expect(await eventually(() => gate.inFlight === 0)).toBe(true);
@@ -214,5 +218,7 @@ describe('httpGate options', () => {
     expect(adaptive.limit).toBe(20);
     expect((adaptive.limiter as { maxLimit: number }).maxLimit).toBe(200);
     expect(() => gateListener(gate, 'x' as never)).toThrow(/listener must be a function/);
+    expect(() => gateMiddleware({} as never)).toThrow(/gateMiddleware: expected a gate made by httpGate\(\); received object/);
+    expect(() => gatePlugin(null as never)).toThrow(/gatePlugin: expected a gate made by httpGate\(\); received null/);
   });
 });
