@@ -10,6 +10,7 @@ export default defineConfig({
     'opentelemetry/index': 'src/opentelemetry/index.ts',
     'fetch/index': 'src/fetch/index.ts',
     'redis/index': 'src/redis/index.ts',
+    'http/index': 'src/http/index.ts',
   },
   format: ['esm', 'cjs'],
   // The published types leave out what is marked @internal: users and custom policies

@@ -7,7 +7,7 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const entries = ['src/index.ts', 'src/testing/index.ts', 'src/prometheus/index.ts', 'src/opossum/index.ts', 'src/fetch/index.ts', 'src/redis/index.ts'];
+const entries = ['src/index.ts', 'src/testing/index.ts', 'src/prometheus/index.ts', 'src/opossum/index.ts', 'src/fetch/index.ts', 'src/redis/index.ts', 'src/http/index.ts'];
 
 describe('public API documentation', () => {
   it('every exported symbol has a doc comment', () => {

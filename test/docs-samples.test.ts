@@ -22,6 +22,7 @@ const subpaths: Record<string, string> = {
   'breakwater/opentelemetry': '../src/opentelemetry/index.ts',
   'breakwater/fetch': '../src/fetch/index.ts',
   'breakwater/redis': '../src/redis/index.ts',
+  'breakwater/http': '../src/http/index.ts',
 };
 
 interface Sample {

@@ -83,3 +83,6 @@ export const FAMILIES = [
   'rollout_rolled_back',
   'fleet_degraded',
 ];
+
+/** The families of breakwater/http gates (docs/metrics.md), reported through `attachGate`; they carry `gate`, not `pipeline`. */
+export const GATE_FAMILIES = ['http_requests_total', 'http_in_flight', 'http_limit'];

@@ -15,7 +15,9 @@ import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { pipeline } from '../src/index.ts';
 import { fleetRateLimiter, redisFleet } from '../src/redis/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
-import { parseExposition, FAMILIES } from './prometheus-helpers.ts';
+import { delayed, never, track } from './helpers.ts';
+import { parseExposition, FAMILIES, GATE_FAMILIES } from './prometheus-helpers.ts';
+import { httpGate } from '../src/http/index.ts';
 import { prometheusTools } from './prometheus-tools.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -74,6 +76,23 @@ describe.skipIf(skip)('promtool', () => {
     expect(result.status).toBe(0);
   });
 
+  it('check metrics: the HTTP gate families, with classes, constant labels and two sinks, report nothing', async () => {
+    const registry = new Registry();
+    const gate = httpGate({ name: 'api', maxConcurrent: 2, classes: { health: { share: 0.5 } } });
+    const admin = httpGate({ name: 'admin', maxConcurrent: 1 });
+    prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attachGate(gate);
+    prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attachGate(admin);
+    gate.tryAcquire('health');
+    gate.tryAcquire();
+    gate.tryAcquire(); // shed
+    admin.tryAcquire()!.release();
+    const text = await registry.metrics();
+    for (const family of GATE_FAMILIES) expect(text, family).toContain(`breakwater_${family}{`);
+    const result = promtool(['check', 'metrics'], text);
+    expect(result.output).toBe('');
+    expect(result.status).toBe(0);
+  });
+
   it('check metrics catches a broken exposition (the check can fail)', () => {
     const result = promtool(['check', 'metrics'], '# HELP x_count c\n# TYPE x_count counter\nx_count 1\n');
     expect(result.status).not.toBe(0);
@@ -82,7 +101,7 @@ describe.skipIf(skip)('promtool', () => {
 
   it('check rules: docs/prometheus/alerts.yml is valid', () => {
     const result = promtool(['check', 'rules', 'docs/prometheus/alerts.yml']);
-    expect(result.output).toContain('SUCCESS: 14 rules found');
+    expect(result.output).toContain('SUCCESS: 15 rules found');
     expect(result.status).toBe(0);
   });
 
@@ -94,7 +113,7 @@ describe.skipIf(skip)('promtool', () => {
 });
 
 describe('alert rules and dashboard use only the metric contract', () => {
-  const names = new Set(FAMILIES.flatMap((f) => (f === 'call_duration_seconds' ? ['_bucket', '_sum', '_count'].map((s) => f + s) : [f])));
+  const names = new Set([...FAMILIES, ...GATE_FAMILIES].flatMap((f) => (f === 'call_duration_seconds' ? ['_bucket', '_sum', '_count'].map((s) => f + s) : [f])));
   const used = (text: string) => [...text.matchAll(/breakwater_([a-z_]+)/g)].map((m) => m[1]!);
 
   it('alerts.yml', () => {

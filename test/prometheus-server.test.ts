@@ -36,6 +36,7 @@ import {
   type Pipeline,
 } from '../src/index.ts';
 import { chaos } from '../src/chaos/index.ts';
+import { httpGate } from '../src/http/index.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { fleetRateLimiter, redisFleet, type RedisFleet } from '../src/redis/index.ts';
 import { prometheusTools } from './prometheus-tools.ts';
@@ -205,6 +206,9 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     fleet = redisFleet({ redis: unreachable, prefix: 'prometheus-server' });
     const partner = pipeline({ name: 'partner' }, fleetRateLimiter(fleet, { name: 'partner', ratePerSecond: 1_000 }));
     metrics.attach(inventory, search, payments, profile, auth, game, crowded, flags, slowing, partner);
+    // edge: an HTTP admission gate with one slot, offered three requests at a time: two of three are shed.
+    const edge = httpGate({ name: 'edge', maxConcurrent: 1 });
+    metrics.attachGate(edge);
 
     const run = (p: Pipeline<unknown>, work: (signal: AbortSignal) => Promise<unknown>): void => {
       const call = p.execute(({ signal }) => work(signal)).catch(() => undefined);
@@ -222,6 +226,10 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       run(game, (signal) => slow(1, signal));
       for (let i = 0; i < 5; i++) run(crowded, (signal) => slow(30, signal).then(() => Promise.reject(new Error('503 overloaded'))));
       run(flags, () => Promise.resolve('stable'));
+      for (let i = 0; i < 3; i++) {
+        const permit = edge.tryAcquire();
+        if (permit !== undefined) setTimeout(() => permit.release(), 30);
+      }
       if (tick === 10) flag.share = 20;
       run(slowing, (signal) => slow(tick % 2 === 0 ? 300 : 1, signal));
     };
@@ -330,7 +338,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
   });
 
   const alerts = alertExpressions();
-  it('finds the fourteen alert expressions', () => {
+  it('finds the fifteen alert expressions', () => {
     expect([...alerts.keys()].sort()).toEqual([
       'BreakwaterAdaptiveLimitRejections',
       'BreakwaterAnsweredByFallbacks',
@@ -341,6 +349,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       'BreakwaterFleetDegraded',
       'BreakwaterHedgeBudgetExhausted',
       'BreakwaterHighTimeoutRatio',
+      'BreakwaterHttpShedding',
       'BreakwaterRetryBudgetExhausted',
       'BreakwaterRolloutFlagRefused',
       'BreakwaterRolloutRolledBack',
@@ -364,17 +373,18 @@ describe.skipIf(skip)('a real Prometheus server', () => {
     BreakwaterRolloutFlagRefused: 'flags',
     BreakwaterSlowCalls: 'slowing',
     BreakwaterFleetDegraded: 'partner',
+    BreakwaterHttpShedding: 'edge', // a gate: its series carry `gate`, not `pipeline`
   };
   it.each([...alerts])('alert %s: the expression parses and holds for the pipeline built to trip it', async (name, expr) => {
     const result = await query(expr);
     expect(result.error).toBeUndefined();
     expect(result.status).toBe('success');
-    expect(result.data!.result.map((r) => r.metric.pipeline)).toContain(firing[name]);
+    expect(result.data!.result.map((r) => r.metric.pipeline ?? r.metric.gate)).toContain(firing[name]);
   });
 
   it('loads the rules, evaluates them without error, and has every alert pending', async () => {
     await until(
-      'all fourteen alerts pending',
+      'all fifteen alerts pending',
       Date.now() + 10_000,
       async () => {
         const response = (await (await fetch(`${base}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
@@ -387,7 +397,7 @@ describe.skipIf(skip)('a real Prometheus server', () => {
       data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
     };
     const all = rules.data.groups.flatMap((g) => g.rules);
-    expect(all).toHaveLength(14);
+    expect(all).toHaveLength(15);
     for (const rule of all) expect(rule.health, `${rule.name}: ${rule.lastError}`).toBe('ok');
   });
 

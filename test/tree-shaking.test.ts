@@ -54,4 +54,29 @@ describe('tree shaking', () => {
     expect(kinds(['retry', 'circuit-breaker', 'timeout', 'keyed'])).toEqual(['retry', 'circuit-breaker', 'timeout', 'keyed']);
     expect(kinds(['bulkhead', 'hedge', 'fallback', 'throttle', 'rate-limiter', 'adaptive-limit', 'chaos'])).toEqual([]);
   }, 120_000);
+
+  it('`import { httpGate, gateListener }` from breakwater/http keeps its bulkhead and adaptive limit and leaves the other policies and prom-client out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'breakwater-shake-'));
+    try {
+      await buildSources(join(dir, 'dist'), ['index', 'http/index'], ['esm']);
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', sideEffects: false }));
+      const result = await build({
+        stdin: { contents: "import { httpGate, gateListener } from './dist/http/index.js'; console.log(httpGate, gateListener);", resolveDir: dir },
+        bundle: true,
+        format: 'esm',
+        platform: 'node',
+        write: false,
+        minify: true,
+        logLevel: 'silent',
+      });
+      const code = result.outputFiles[0]!.text;
+      expect(code).toContain('kind="http-gate"');
+      const kinds = (list: string[]) => list.filter((kind) => code.includes(`kind="${kind}"`));
+      expect(kinds(['bulkhead', 'adaptive-limit'])).toEqual(['bulkhead', 'adaptive-limit']);
+      expect(kinds(['retry', 'circuit-breaker', 'timeout', 'keyed', 'hedge', 'fallback', 'throttle', 'rate-limiter', 'chaos'])).toEqual([]);
+      expect(code).not.toContain('prom-client');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

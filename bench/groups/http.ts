@@ -1,7 +1,8 @@
 /**
  * Group 5: HTTP over loopback. The same GET, body read, through the bare global
  * `fetch` and through `breakwater/fetch` (its default pipeline: retry, breaker,
- * timeout), to a keep-alive node:http server in another process. Rounds
+ * timeout), to a keep-alive node:http server in another process; and the same
+ * GET to that server with and without `breakwater/http`'s gate. Rounds
  * alternate the subjects; each figure is the median over rounds, and each ratio
  * the median of the per-round ratios to the bare fetch of the same round.
  */
@@ -25,9 +26,9 @@ interface HttpSubject {
 }
 
 /** Starts the server process; resolves with its URL and a function that stops it. */
-async function startServer(): Promise<{ url: string; stop: () => void }> {
+async function startServer(args: readonly string[] = []): Promise<{ url: string; stop: () => void }> {
   const script = fileURLToPath(new URL('../http/server.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const stop = (): void => {
     child.stdin.end();
     setTimeout(() => child.kill(), 2_000).unref();
@@ -155,5 +156,72 @@ export async function httpGroup(profile: Profile, results: RunResults, log: (lin
     results.failures.push({ group: 'http', id: 'http', message: (error as Error).stack ?? String(error) });
   } finally {
     server?.stop();
+  }
+  await gateRows(profile, results, log);
+}
+
+/** The server's CPU time so far, in µs (its `/__cpu` route). */
+async function serverCpuUs(url: string): Promise<number> {
+  return Number(await (await fetch(new URL('/__cpu', url))).text());
+}
+
+/**
+ * The same GETs (global fetch, 16 in flight) to the benchmark server as it is
+ * and wrapped in a `breakwater/http` gate that admits everything: what the
+ * gate costs the server per request, in the server's own CPU time, and what
+ * it adds to the request's wall-clock time. Rounds alternate the two servers.
+ */
+async function gateRows(profile: Profile, results: RunResults, log: (line: string) => void): Promise<void> {
+  const quick = profile.name === 'quick';
+  const requests = quick ? 100 : 1_000;
+  const rounds = quick ? 1 : 20;
+  const inFlight = 16;
+  const servers: { id: string; label: string; library: Library; url: string; stop: () => void }[] = [];
+  try {
+    servers.push({ id: 'server.bare', label: 'node:http server, no gate', library: 'baseline', ...(await startServer()) });
+    servers.push({ id: 'server.gated', label: 'node:http server behind httpGate (limit never reached)', library: 'breakwater', ...(await startServer(['--gated'])) });
+    log(`  http: ${rounds} round(s) of ${requests.toLocaleString('en-US')} GETs to a server with and without the gate, ${inFlight} in flight`);
+    const get: Get = (url) => fetch(url);
+    for (const s of servers) await timeRequests(get, s.url, quick ? 50 : 500, inFlight); // warm-up
+    const wall = new Map<string, number[]>(servers.map((s) => [s.id, []]));
+    const cpu = new Map<string, number[]>(servers.map((s) => [s.id, []]));
+    for (let round = 0; round < rounds; round++) {
+      for (const s of round % 2 === 0 ? servers : [...servers].reverse()) {
+        const before = await serverCpuUs(s.url);
+        const t = await timeRequests(get, s.url, requests, inFlight);
+        const serverUs = ((await serverCpuUs(s.url)) - before) / requests;
+        checkSane(`http ${s.id} wall`, t.wallUs);
+        checkSane(`http ${s.id} server cpu`, serverUs);
+        wall.get(s.id)!.push(t.wallUs);
+        cpu.get(s.id)!.push(serverUs);
+      }
+    }
+    const bareCpu = cpu.get('server.bare')!;
+    const bareWall = wall.get('server.bare')!;
+    for (const s of servers) {
+      const w = wall.get(s.id)!;
+      const c = cpu.get(s.id)!;
+      results.rows.push({
+        group: 'http',
+        id: `http.${s.id}.${inFlight}`,
+        label: s.label,
+        library: s.library,
+        value: median(w) * 1000,
+        unit: 'ns',
+        ...(s.id === 'server.bare' ? {} : { ratio: median(c.map((v, i) => v / bareCpu[i]!)), ratioTo: 'the server without the gate, server CPU time' }),
+        extra: {
+          inFlight,
+          serverCpuNs: median(c) * 1000,
+          wallRatio: median(w.map((v, i) => v / bareWall[i]!)),
+          addedServerCpuNs: median(c.map((v, i) => v - bareCpu[i]!)) * 1000,
+        },
+        samples: w.map((us) => us * 1000),
+        note: `${inFlight} in flight, server CPU per request`,
+      });
+    }
+  } catch (error) {
+    results.failures.push({ group: 'http', id: 'http.gate', message: (error as Error).stack ?? String(error) });
+  } finally {
+    for (const s of servers) s.stop();
   }
 }

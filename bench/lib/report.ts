@@ -164,13 +164,26 @@ export function tables(results: RunResults, sizes: Sizes, targets: readonly Targ
   out.push({
     title: '5. HTTP over loopback: a GET and its body, to a keep-alive node:http server in another process',
     header: ['scenario', 'in flight', 'wall per request', 'client CPU per request', 'CPU × bare', 'CPU added per request', 'wall × bare'],
-    rows: rowsOf(results, 'http').map((r) => [
+    rows: rowsOf(results, 'http').filter((r) => !r.id.startsWith('http.server.')).map((r) => [
       r.label,
       String(r.extra?.['inFlight'] ?? ''),
       fmtNs(r.value),
       fmtNs(r.extra?.['cpuNs'] ?? Number.NaN),
       r.ratio === undefined ? '' : fmtRatio(r.ratio),
       r.ratio === undefined ? '' : signedNs(r.extra?.['addedCpuNs'] ?? Number.NaN),
+      r.ratio === undefined ? '' : fmtRatio(r.extra?.['wallRatio'] ?? Number.NaN),
+    ]),
+  });
+  out.push({
+    title: "5b. breakwater/http's gate on the server side: the same GET to the server with and without it (limit never reached)",
+    header: ['scenario', 'in flight', 'wall per request', 'server CPU per request', 'CPU × no gate', 'CPU added per request', 'wall × no gate'],
+    rows: rowsOf(results, 'http').filter((r) => r.id.startsWith('http.server.')).map((r) => [
+      r.label,
+      String(r.extra?.['inFlight'] ?? ''),
+      fmtNs(r.value),
+      fmtNs(r.extra?.['serverCpuNs'] ?? Number.NaN),
+      r.ratio === undefined ? '' : fmtRatio(r.ratio),
+      r.ratio === undefined ? '' : signedNs(r.extra?.['addedServerCpuNs'] ?? Number.NaN),
       r.ratio === undefined ? '' : fmtRatio(r.extra?.['wallRatio'] ?? Number.NaN),
     ]),
   });

@@ -23,3 +23,4 @@ export {
   type PrometheusMetricsOptions,
 } from './sink.ts';
 export type { PipelineLike } from './policies.ts';
+export type { GateLike } from './gates.ts';

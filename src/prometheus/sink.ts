@@ -4,6 +4,7 @@ import { PIPELINE_NAME, Pipeline } from '../core/pipeline.ts';
 import { type Check, checkOptions, integer, received, satisfies } from '../core/validate.ts';
 import { Entry, FAMILY_SUFFIXES, Group, groupOf } from './families.ts';
 import { checkBuckets, countInto, DEFAULT_BUCKETS_SECONDS, holdAttachment, isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from './policies.ts';
+import { GATE_FAMILY_SUFFIXES, GateEntry, GateFamilies, gateFamiliesOf, type GateLike, isGateLike } from './gates.ts';
 
 /**
  * The part of a prom-client `Registry` the sink uses: pass your service's own
@@ -34,7 +35,7 @@ export interface PrometheusMetricsOptions {
   /**
    * Constant labels added to every series of this sink, such as `{ region: 'eu-1' }`.
    * Names follow Prometheus label-name rules and cannot be `pipeline`, `outcome`,
-   * `state`, `to`, `le`, `cause` or `kind`; values are strings.
+   * `state`, `to`, `le`, `cause`, `kind`, `gate` or `class`; values are strings.
    */
   readonly labels?: Readonly<Record<string, string>>;
   /**
@@ -52,7 +53,7 @@ export { DEFAULT_BUCKETS_SECONDS };
 
 const METRIC_PREFIX = /^(?:[A-Za-z_:][A-Za-z0-9_:]*)?$/;
 const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const RESERVED_LABELS = new Set(['pipeline', 'outcome', 'state', 'to', 'le', 'cause', 'kind']);
+const RESERVED_LABELS = new Set(['pipeline', 'outcome', 'state', 'to', 'le', 'cause', 'kind', 'gate', 'class']);
 
 function isRegistry(value: unknown): boolean {
   const v = value as Record<string, unknown> | null;
@@ -137,6 +138,8 @@ export class PrometheusMetrics {
   /** The constant labels of this sink's series. */
   readonly labels: Readonly<Record<string, string>>;
   readonly #group: Group;
+  readonly #registry: MetricsRegistry;
+  #gateFamilies: GateFamilies | undefined; // found or registered on the first attachGate
   readonly #labelsKey: string;
   readonly #attachments = new Set<Disposer>();
   readonly #maxPipelines: number;
@@ -144,6 +147,7 @@ export class PrometheusMetrics {
   /** Use {@link prometheusMetrics} instead. @internal */
   constructor(registry: MetricsRegistry, prefix: string, bounds: Float64Array, labels: Readonly<Record<string, string>>, maxPipelines = 500) {
     this.#maxPipelines = maxPipelines;
+    this.#registry = registry;
     this.prefix = prefix;
     this.labels = labels;
     const sorted = Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -191,6 +195,73 @@ export class PrometheusMetrics {
       for (const d of detachers) d();
     };
     return detach;
+  }
+
+  /**
+   * Reports admission gates made by `httpGate()` from `breakwater/http`: for
+   * each gate (its `name` becomes the `gate` label) and class,
+   * `http_requests_total{outcome="admitted"|"shed"}` and `http_in_flight`, and
+   * the gate's `http_limit`, all read from the gate when scraped. Until the
+   * returned disposer is called, which removes their series. Gate names are
+   * unique per registry.
+   */
+  attachGate(...gates: GateLike[]): Disposer {
+    const where = `${OWNER}.attachGate`;
+    if (gates.length === 0) throw new TypeError(`${where}: expected at least one gate; received none`);
+    const keys = new Set<string>();
+    for (const [i, gate] of gates.entries()) {
+      if (!isGateLike(gate)) throw new TypeError(`${where}: argument ${i + 1} must be a gate created with httpGate(); received ${received(gate)}`);
+      const key = `${gate.name}\u0000${this.#labelsKey}`;
+      const reported = this.#gates().entries.get(key);
+      if (keys.has(key) || (reported !== undefined && reported.gate !== gate)) {
+        throw new TypeError(`${where}: another gate named "${gate.name}" is already reported on this registry; gate names must be unique per registry`);
+      }
+      if (reported !== undefined && reported.owner !== this) {
+        throw new TypeError(`${where}: gate "${gate.name}" is already reported on this registry by another sink with the same constant labels; attach it through one sink only`);
+      }
+      keys.add(key);
+    }
+    const families = this.#gates();
+    const detachers = gates.map((gate) => {
+      const key = `${gate.name}\u0000${this.#labelsKey}`;
+      return families.entries.has(key) ? () => {} : families.add(key, new GateEntry(gate, this, this.labels));
+    });
+    const detach: Disposer = () => {
+      for (const d of detachers) d();
+      this.#attachments.delete(detach);
+    };
+    this.#attachments.add(detach);
+    return detach;
+  }
+
+  /** The gate families of this registry and prefix, found or registered. */
+  #gates(): GateFamilies {
+    if (this.#gateFamilies !== undefined) return this.#gateFamilies;
+    const registry = this.#registry;
+    const names = this.#group.constLabelNames;
+    let families: GateFamilies | undefined;
+    for (const suffix of GATE_FAMILY_SUFFIXES) {
+      const existing = registry.getSingleMetric(this.prefix + suffix);
+      if (existing === undefined || existing === null) continue;
+      const found = gateFamiliesOf(existing);
+      if (found === undefined) {
+        throw new Error(
+          `${OWNER}: the registry already has a metric named "${this.prefix + suffix}" that Breakwater did not register ` +
+            '(or that another copy of breakwater/prometheus registered); choose another "prefix" or remove that metric',
+        );
+      }
+      families = found;
+    }
+    if (families !== undefined && families.constLabelNames.join() !== names.join()) {
+      throw new TypeError(
+        `${OWNER}: option "labels" must have the label names of the gate metrics already registered under prefix "${this.prefix}" ` +
+          `([${families.constLabelNames.join(', ')}]); received [${names.join(', ')}]`,
+      );
+    }
+    families ??= new GateFamilies(this.prefix, names);
+    for (const family of families.all) if (registry.getSingleMetric(family.fullName) !== family) registry.registerMetric(family);
+    this.#gateFamilies = families;
+    return families;
   }
 
   /** Checks one unit and returns its series key. */
@@ -251,7 +322,7 @@ export class PrometheusMetrics {
     return holdAttachment(root, held, (entry) => this.#release(entry), this.#attachments);
   }
 
-  /** Detaches every pipeline attached through this sink. The metric families stay registered. */
+  /** Detaches every pipeline and gate attached through this sink. The metric families stay registered. */
   dispose(): void {
     for (const detach of [...this.#attachments]) detach();
   }
