@@ -18,6 +18,7 @@ import {
   timeout,
 } from '../src/index.ts';
 import { chaos } from '../src/chaos/index.ts';
+import { fleetRateLimiter, redisFleet } from '../src/redis/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { delayed, never, track } from './helpers.ts';
 
@@ -27,7 +28,7 @@ import { delayed, never, track } from './helpers.ts';
  * outcome happen, in virtual time.
  */
 export async function busyWorkload(
-  attach: (auth: Pipeline<string>, payments: Pipeline<never>, search: Pipeline<never>, ranking: Pipeline<never>) => void,
+  attach: (auth: Pipeline<string>, payments: Pipeline<never>, search: Pipeline<never>, ranking: Pipeline<never>, partner: Pipeline<never>) => void,
 ): Promise<void> {
   const clock = new FakeClock();
   const auth = pipeline(
@@ -54,7 +55,11 @@ export async function busyWorkload(
   const flag = { share: 1 as unknown };
   const feature = rollout({ experimental: () => Promise.reject(new Error('new code broke')), share: () => flag.share as number, rampStep: 1, minimumCalls: 2, clock });
   const ranking = pipeline({ name: 'ranking', clock }, feature);
-  attach(auth, payments, search, ranking);
+  // partner: a fleet-wide limit whose Redis never answers, so it decides alone (fleet degraded).
+  const unreachable = { eval: () => new Promise(() => {}), evalsha: () => new Promise(() => {}) };
+  const fleet = redisFleet({ redis: unreachable, prefix: 'busy', clock });
+  const partner = pipeline({ name: 'partner', clock }, fleetRateLimiter(fleet, { name: 'partner', ratePerSecond: 1_000 }));
+  attach(auth, payments, search, ranking, partner);
   const controller = new AbortController();
   const calls = [track(auth.execute(({ signal }) => delayed(clock, 10, 'ok', signal))), track(auth.execute(() => 'never runs'))];
   await clock.advance(10);
@@ -78,6 +83,10 @@ export async function busyWorkload(
   calls.push(track(ranking.execute(() => 'stable')), track(ranking.execute(() => 'stable'))); // exposures that fail: rolled back
   flag.share = 7; // refused
   calls.push(track(ranking.execute(() => 'stable')));
+  calls.push(track(partner.execute(() => 'decided alone')));
   await clock.advance(100);
   expect(calls.every((c) => c.status !== 'pending')).toBe(true);
+  const closed = fleet.close(); // waits for its commands in flight, each bounded by redisTimeoutMs
+  await clock.advance(10_000);
+  await closed;
 }

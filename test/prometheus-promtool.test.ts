@@ -12,9 +12,6 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { busyWorkload } from './busy-workload.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
-import { pipeline } from '../src/index.ts';
-import { fleetRateLimiter, redisFleet } from '../src/redis/index.ts';
-import { FakeClock } from '../src/testing/index.ts';
 import { delayed, never, track } from './helpers.ts';
 import { parseExposition, FAMILIES, GATE_FAMILIES } from './prometheus-helpers.ts';
 import { httpGate } from '../src/http/index.ts';
@@ -31,22 +28,13 @@ function promtool(args: string[], input?: string): { status: number | null; outp
 }
 
 
-/** A registry with every family populated and every outcome counted, on four pipelines and four sinks. */
+/** A registry with every family populated and every outcome counted, on five pipelines and five sinks. */
 async function busyRegistry(): Promise<Registry> {
   const registry = new Registry();
   registry.setDefaultLabels({ service: 'checkout' });
   await busyWorkload((...pipelines) => {
     for (const p of pipelines) prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(p);
   });
-  // partner: a fleet-wide limit whose Redis never answers, so it decides alone (breakwater_fleet_degraded).
-  const clock = new FakeClock();
-  const unreachable = { eval: () => new Promise(() => {}), evalsha: () => new Promise(() => {}) };
-  const fleet = redisFleet({ redis: unreachable, prefix: 'promtool', clock });
-  const partner = pipeline({ name: 'partner', clock }, fleetRateLimiter(fleet, { name: 'partner', ratePerSecond: 1_000 }));
-  prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(partner);
-  expect(await partner.execute(() => 'decided alone')).toBe('decided alone');
-  await clock.advance(100);
-  await fleet.close();
   return registry;
 }
 

@@ -99,6 +99,7 @@ export const INSTRUMENTS = [
   { name: 'breakwater.rollout.share', kind: 'gauge', unit: '1', prometheus: 'rollout_share', description: 'The share of calls a guarded rollout sends to its experiment now.' },
   { name: 'breakwater.rollout.requested_share', kind: 'gauge', unit: '1', prometheus: 'rollout_requested_share', description: 'The share the feature flag asks for (the ramp or a rollback may hold the share below it).' },
   { name: 'breakwater.rollout.rolled_back', kind: 'gauge', unit: '1', prometheus: 'rollout_rolled_back', description: '1 while a guarded rollout has rolled its experiment back (until released), else 0.' },
+  { name: 'breakwater.fleet.degraded', kind: 'gauge', unit: '1', prometheus: 'fleet_degraded', description: '1 while fleet-wide policies (breakwater/redis) of a pipeline decide on local state, Redis being unavailable, else 0.' },
 ] as const satisfies readonly InstrumentSpec[];
 
 type Name = (typeof INSTRUMENTS)[number]['name'];
@@ -266,6 +267,9 @@ export class Instruments {
         result.observe(o['breakwater.rollout.share'], rollout.share, entry.base);
         result.observe(o['breakwater.rollout.requested_share'], rollout.requestedShare, entry.base);
         result.observe(o['breakwater.rollout.rolled_back'], rollout.rolledBack === undefined ? 0 : 1, entry.base);
+      }
+      if (unit.shared.length > 0) {
+        result.observe(o['breakwater.fleet.degraded'], unit.shared.some((policy) => policy.deciding !== 'fleet') ? 1 : 0, entry.base);
       }
     }
   };
