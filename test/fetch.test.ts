@@ -380,7 +380,17 @@ describe('signals', () => {
     const response = await api(`${server.url}/b`, { signal: controller.signal });
     const reason = new Error('stop reading');
     controller.abort(reason);
-    await expect(response.text()).rejects.toBe(reason);
+    const error: unknown = await response.text().then(() => 'read whole', (e: unknown) => e);
+    // How the body's read rejects is undici's: Node 24's passes the reason on, Node 22's
+    // rejects with an AbortError. Expect exactly what the bare fetch does on this Node.
+    const bareController = new AbortController();
+    const bare = await fetch(`${server.url}/c`, { signal: bareController.signal });
+    const bareReason = new Error('stop reading');
+    bareController.abort(bareReason);
+    const bareError: unknown = await bare.text().then(() => 'read whole', (e: unknown) => e);
+    expect(bareError).not.toBe('read whole');
+    if (bareError === bareReason) expect(error).toBe(reason);
+    else expect([(error as Error).name, (error as Error).message]).toEqual([(bareError as Error).name, (bareError as Error).message]);
   });
 });
 
