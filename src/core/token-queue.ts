@@ -17,6 +17,11 @@ export interface TokenSource {
   take(now: number): number;
   /** A waiter got its token after `waitedMs` and goes on now. */
   admitted(waitedMs: number): void;
+  /**
+   * When given, a waiter still without a token `maxWaitMs` after it joined leaves the
+   * queue, rejected with what this returns (for limiters whose wait is an estimate).
+   */
+  expired?(chain: Chain<unknown>, retryInMs: number): unknown;
 }
 
 /** A call waiting for its token: in the FIFO, and the abort listener on its scope while it waits. */
@@ -62,11 +67,13 @@ export class TokenQueue {
   readonly #clock: Clock;
   readonly #queue: Waiter<unknown>[] = [];
   #head = 0;
+  readonly #maxWaitMs: number;
   #timer: TimerHandle | undefined = undefined;
 
-  constructor(source: TokenSource, clock: Clock) {
+  constructor(source: TokenSource, clock: Clock, maxWaitMs = Infinity) {
     this.#source = source;
     this.#clock = clock;
+    this.#maxWaitMs = source.expired === undefined ? Infinity : maxWaitMs;
   }
 
   /** Calls waiting now. */
@@ -97,19 +104,29 @@ export class TokenQueue {
   }
 
   /**
-   * Gives tokens to the waiters from the head while the source has them, then arms the
-   * timer for the next one. The limiter calls it when tokens may have arrived (a lease).
+   * Gives tokens to the waiters from the head while the source has them (and, with a
+   * deadline, refuses the waiters past it), then arms the timer for the next one. The
+   * limiter calls it when tokens may have arrived (a lease).
    */
   readonly wake = (): void => {
     this.#disarm();
     const now = this.#clock.now();
     let retryInMs = 0;
-    while (this.size > 0 && (retryInMs = this.#source.take(now)) === 0) {
-      const waiter = this.#queue[this.#head++]!;
-      this.#queue[this.#head - 1] = undefined as never;
-      waiter.waiting = false;
-      if (waiter.signal !== undefined) unwatchAbort(waiter.signal, waiter);
-      waiter.context.runInAsyncScope(this.#resume, this, waiter, now);
+    while (this.size > 0) {
+      const waiter = this.#queue[this.#head]!;
+      retryInMs = this.#source.take(now);
+      if (retryInMs === 0) {
+        this.#queue[this.#head++] = undefined as never;
+        waiter.waiting = false;
+        if (waiter.signal !== undefined) unwatchAbort(waiter.signal, waiter);
+        waiter.context.runInAsyncScope(this.#resume, this, waiter, now);
+      } else if (now - waiter.enqueuedAt >= this.#maxWaitMs) {
+        // FIFO with one maxWaitMs: the head is always the first past its deadline.
+        this._leave(waiter);
+        waiter.reject(this.#source.expired!(waiter.chain, retryInMs));
+      } else {
+        break;
+      }
     }
     if (this.#head > 64 && this.#head * 2 > this.#queue.length) {
       this.#queue.splice(0, this.#head);
@@ -140,7 +157,8 @@ export class TokenQueue {
   /** Arms the one timer for when the head of the queue may get its token. */
   #arm(retryInMs: number): void {
     if (this.#timer !== undefined || this.size === 0) return;
-    this.#timer = this.#clock.schedule(this.wake, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(retryInMs))));
+    const deadlineInMs = this.#queue[this.#head]!.enqueuedAt + this.#maxWaitMs - this.#clock.now();
+    this.#timer = this.#clock.schedule(this.wake, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(Math.min(retryInMs, deadlineInMs)))));
   }
 
   #disarm(): void {
