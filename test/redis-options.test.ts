@@ -4,9 +4,11 @@
  * leaves the service's connection alone.
  */
 import { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { circuitBreaker, pipeline } from '../src/index.ts';
 import { fleetBreakerHints, fleetRateLimiter, fleetRetryBudget, REDIS_FLEET_DEFAULTS, redisFleet } from '../src/redis/index.ts';
+import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { RedisProcess, redisServerPath, settle } from './redis-helpers.ts';
 
@@ -14,19 +16,24 @@ import { RedisProcess, redisServerPath, settle } from './redis-helpers.ts';
 const silent = { eval: () => new Promise(() => {}), evalsha: () => new Promise(() => {}) };
 
 describe('breakwater/redis options', () => {
-  it('deciding alone (Redis never answers), calls over the limit wait for the local share\'s tokens, never for Redis', async () => {
+  it('deciding alone (Redis never answers), calls over the limit wait for the local share\'s tokens, never for Redis; the sink counts them as delayed', async () => {
     const clock = new FakeClock();
     const fleet = redisFleet({ redis: silent, prefix: 'svc', clock });
     const limiter = fleetRateLimiter(fleet, { name: 'api', ratePerSecond: 10, burst: 1, maxQueue: 2 });
+    const registry = new Registry();
+    const api = pipeline({ name: 'api' }, limiter);
+    prometheusMetrics({ registry }).attach(api);
     expect([limiter.maxQueue, limiter.maxWaitMs]).toEqual([2, Infinity]);
     const waited: number[] = [];
     limiter.onAdmit(({ waitedMs }) => waited.push(waitedMs));
-    const calls = [1, 2, 3].map((n) => limiter.execute(() => n));
+    const calls = [1, 2, 3].map((n) => api.execute(() => n));
     expect(limiter.queued).toBe(2);
-    expect(await limiter.execute(() => 4).catch((e: unknown) => e)).toMatchObject({ code: 'ERR_BREAKWATER_RATE_LIMITED', retryAfterMs: 300 });
+    expect(await api.execute(() => 4).catch((e: unknown) => e)).toMatchObject({ code: 'ERR_BREAKWATER_RATE_LIMITED', retryAfterMs: 300 });
     await clock.advance(200);
     expect(await Promise.all(calls)).toEqual([1, 2, 3]);
     expect(waited).toEqual([0, 100, 200]);
+    const counted = async (name: string) => (await registry.getMetricsAsJSON()).find((m) => m.name === name)?.values[0]?.value;
+    expect([await counted('breakwater_rate_limit_admitted_total'), await counted('breakwater_rate_limit_delayed_total'), await counted('breakwater_rate_limit_rejections_total')]).toEqual([3, 2, 1]);
     expect(limiter.deciding).toBe('local');
     const closing = fleet.close();
     await clock.advance(1_000); // the sync's command in flight gives up at the guard's timeout
