@@ -197,6 +197,26 @@ describe.skipIf(SERVER === undefined)('fleetRateLimiter on a real Redis', () => 
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('a waiter whose token has not come within maxWaitMs (the fleet spent the bucket) is refused then, saying when to come back', async () => {
+    const clock = new FakeClock(4_000_000);
+    const fleet = await replicas(2, clock, { ratePerSecond: 10, burst: 2, leaseSize: 1, maxQueue: 5, maxWaitMs: 150 });
+    const limiter = fleet.limiters[0]!;
+    await limiter.execute(() => {});
+    await limiter.execute(() => {}); // ahead of the next lease, which Redis cannot grant: the bucket is spent
+    const startedAt = clock.now();
+    const waiter = track(limiter.execute(() => 'never'));
+    await flush();
+    expect(limiter.queued).toBe(1); // its estimate (a lease on its way) was within maxWaitMs
+    let refusedAt: number | undefined;
+    void waiter.promise.catch(() => (refusedAt = clock.now()));
+    await settle(clock, fleet.fleets, 1_000);
+    expect(waiter.error).toMatchObject({ code: 'ERR_BREAKWATER_RATE_LIMITED' });
+    expect((waiter.error as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
+    expect(refusedAt! - startedAt).toBe(150);
+    await fleet.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
   it('property: with waiters the fleet still admits at most burst + rate × window + the slack; the queue bound and maxWaitMs hold; aborts release at once; close() settles every call', async () => {
     let delayed = 0;
     let abortedWaiters = 0;
