@@ -5,7 +5,7 @@
  *   npm run bench          full run; prints the tables, regenerates docs/benchmarks.md
  *   npm run bench:quick    every scenario very briefly (smoke test); exits non-zero if one fails
  *
- * Options: --quick, --only=success,failure,memory,scale,http, --filter=REGEX (success and
+ * Options: --quick, --only=success,failure,memory,scale,http,redis, --filter=REGEX (success and
  * failure subjects whose id matches), --no-write (full run without the doc).
  * Results are also written as JSON to bench/results/ (ignored by git).
  */
@@ -30,6 +30,7 @@ const { successGroup } = await import('./groups/success.ts');
 const { pairedGroup } = await import('./groups/paired.ts');
 const { baselineGroup } = await import('./groups/baseline.ts');
 const { httpGroup } = await import('./groups/http.ts');
+const { redisGroup } = await import('./groups/redis.ts');
 const { fullProfile, quickProfile } = await import('./lib/measure.ts');
 const { machine, markdownReport, textReport } = await import('./lib/report.ts');
 const { evaluateTargets } = await import('./lib/targets.ts');
@@ -88,6 +89,10 @@ if (wanted('scale')) {
 if (wanted('http')) {
   log('HTTP over loopback');
   await httpGroup(profile, results, log);
+}
+if (wanted('redis')) {
+  log('breakwater/redis, with a redis-server on loopback');
+  await redisGroup(profile, results, log);
 }
 
 const targets = evaluateTargets(results.rows);

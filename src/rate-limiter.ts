@@ -3,13 +3,12 @@
  * second on average and `burst` at once; calls over the limit wait in a bounded,
  * abortable queue or are refused at once with how long to wait.
  */
-import { AsyncResource } from 'node:async_hooks';
-import { unwatchAbort, watchAbort } from './core/abort.ts';
-import { type Clock, systemClock, type TimerHandle } from './core/clock.ts';
+import { type Clock, systemClock } from './core/clock.ts';
 import { RateLimitedError, stackless } from './core/errors.ts';
 import { Emitter, type Event } from './core/events.ts';
 import { type Chain, PolicyBase, type Scope } from './core/protocol.ts';
-import { checkOptions, clock as clockCheck, duration, finite, integer, MAX_TIMER_MS, received } from './core/validate.ts';
+import { TokenQueue } from './core/token-queue.ts';
+import { checkOptions, clock as clockCheck, duration, finite, integer, received } from './core/validate.ts';
 
 /** Options of {@link rateLimiter}. */
 export interface RateLimiterOptions {
@@ -41,43 +40,6 @@ export interface RateLimitRejectEvent {
   readonly error: RateLimitedError;
 }
 
-/** A call waiting for its token: in the FIFO, and the abort listener on its scope while it waits. */
-class Waiter<T> {
-  readonly enqueuedAt: number;
-  signal: AbortSignal | undefined = undefined;
-  waiting = true;
-  resolve!: (value: T | PromiseLike<T>) => void;
-  reject!: (error: unknown) => void;
-  readonly #owner: RateLimiterPolicy;
-  readonly chain: Chain<T>;
-  readonly index: number;
-  readonly scope: Scope | undefined;
-  readonly attempt: number;
-  /**
-   * The caller's async context: the call goes on from the limiter's one timer,
-   * which runs in the context of whichever call armed it, so it resumes in this
-   * one instead (AsyncLocalStorage, and so an OpenTelemetry span, stays its caller's).
-   */
-  readonly context = new AsyncResource('breakwater.rate-limiter', { requireManualDestroy: true });
-
-  constructor(owner: RateLimiterPolicy, chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number, now: number) {
-    this.#owner = owner;
-    this.chain = chain;
-    this.index = index;
-    this.scope = scope;
-    this.attempt = attempt;
-    this.enqueuedAt = now;
-  }
-
-  /** The scope aborted while waiting: leave the queue with its reason. */
-  handleEvent(): void {
-    if (!this.waiting) return;
-    const reason: unknown = this.signal?.reason;
-    this.#owner._leave(this as Waiter<unknown>);
-    this.reject(reason);
-  }
-}
-
 /** A rate limiter; create it with {@link rateLimiter}. */
 export class RateLimiterPolicy extends PolicyBase {
   /** Always `'rate-limiter'`. */
@@ -94,9 +56,7 @@ export class RateLimiterPolicy extends PolicyBase {
   readonly #perMs: number;
   #tokens: number;
   #at: number;
-  readonly #queue: Waiter<unknown>[] = [];
-  #head = 0;
-  #timer: TimerHandle | undefined = undefined;
+  readonly #queue: TokenQueue;
   #admit: Emitter<RateLimitAdmitEvent> | undefined;
   #reject: Emitter<RateLimitRejectEvent> | undefined;
 
@@ -111,6 +71,7 @@ export class RateLimiterPolicy extends PolicyBase {
     this.#perMs = this.ratePerSecond / 1000;
     this.#tokens = this.burst;
     this.#at = this.#clock.now();
+    this.#queue = new TokenQueue({ take: (now) => this.#take(now), admitted: (waitedMs) => this.#admitted(waitedMs) }, this.#clock);
   }
 
   /** Tokens in the bucket now (fractional). */
@@ -121,7 +82,7 @@ export class RateLimiterPolicy extends PolicyBase {
 
   /** Calls waiting for a token now. */
   get queued(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue.size;
   }
 
   /** Fires for every call it admits, with how long it waited. */
@@ -146,29 +107,7 @@ export class RateLimiterPolicy extends PolicyBase {
     // The wait for this call's token: the tokens still missing, its own included, at the refill rate.
     const waitMs = Math.ceil((this.queued + 1 - this.#tokens) / this.#perMs);
     if (this.queued >= this.maxQueue || waitMs > this.maxWaitMs) return Promise.reject(this.#refuse(waitMs, chain));
-    let signal: AbortSignal | undefined;
-    if (scope !== undefined) {
-      signal = scope.signal;
-      if (signal.aborted) return Promise.reject(signal.reason);
-    }
-    const waiter = new Waiter<T>(this, chain, index, scope, attempt, now);
-    const promise = new Promise<T>((resolve, reject) => {
-      waiter.resolve = resolve;
-      waiter.reject = reject;
-    });
-    if (signal !== undefined) watchAbort((waiter.signal = signal), waiter);
-    this.#queue.push(waiter as Waiter<unknown>);
-    this.#arm();
-    return promise;
-  }
-
-  /** A waiter left before its turn (aborted). @internal */
-  _leave(waiter: Waiter<unknown>): void {
-    waiter.waiting = false;
-    if (waiter.signal !== undefined) unwatchAbort(waiter.signal, waiter);
-    const at = this.#queue.indexOf(waiter, this.#head);
-    if (at >= 0) this.#queue.splice(at, 1);
-    if (this.queued === 0) this.#disarm();
+    return this.#queue.wait(chain, index, scope, attempt, (1 - this.#tokens) / this.#perMs);
   }
 
   #refill(now: number): void {
@@ -178,42 +117,12 @@ export class RateLimiterPolicy extends PolicyBase {
     }
   }
 
-  /** Arms the one timer for when the head of the queue gets its token. */
-  #arm(): void {
-    if (this.#timer !== undefined || this.queued === 0) return;
-    const waitMs = Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil((1 - this.#tokens) / this.#perMs)));
-    this.#timer = this.#clock.schedule(this.#wake, waitMs);
-  }
-
-  #disarm(): void {
-    if (this.#timer !== undefined) {
-      this.#clock.cancel(this.#timer);
-      this.#timer = undefined;
-    }
-  }
-
-  readonly #wake = (): void => {
-    this.#timer = undefined;
-    const now = this.#clock.now();
+  /** A token for the head of the queue: 0 when taken, else the ms until there is one. */
+  #take(now: number): number {
     this.#refill(now);
-    while (this.queued > 0 && this.#tokens >= 1) {
-      const waiter = this.#queue[this.#head++]!;
-      this.#queue[this.#head - 1] = undefined as never;
-      this.#tokens -= 1;
-      waiter.waiting = false;
-      if (waiter.signal !== undefined) unwatchAbort(waiter.signal, waiter);
-      waiter.context.runInAsyncScope(this.#resume, this, waiter, now);
-    }
-    if (this.#head > 64 && this.#head * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#head);
-      this.#head = 0;
-    }
-    this.#arm();
-  };
-
-  #resume(waiter: Waiter<unknown>, now: number): void {
-    this.#admitted(now - waiter.enqueuedAt);
-    waiter.resolve(waiter.chain.next(waiter.index + 1, waiter.scope, waiter.attempt));
+    if (this.#tokens < 1) return (1 - this.#tokens) / this.#perMs;
+    this.#tokens -= 1;
+    return 0;
   }
 
   #admitted(waitedMs: number): void {

@@ -3,13 +3,15 @@
  * on their own connections, ioredis and node-redis) share one Redis; time is virtual
  * (a FakeClock drives the replicas and is the shared time sent to the scripts).
  */
+import { getEventListeners } from 'node:events';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRateLimitedError, pipeline } from '../src/index.ts';
-import { fleetRateLimiter, type FleetRateLimiterPolicy, redisFleet, type RedisFleet } from '../src/redis/index.ts';
+import { fleetRateLimiter, type FleetRateLimiterOptions, type FleetRateLimiterPolicy, redisFleet, type RedisFleet } from '../src/redis/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
+import { track } from './helpers.ts';
 import { RedisProcess, redisServerPath, settle } from './redis-helpers.ts';
 
 const SERVER = redisServerPath();
@@ -33,7 +35,7 @@ async function nodeRedis() {
 }
 
 /** `n` replicas of one limit, on their own connections (the last one through node-redis), in virtual time. */
-async function replicas(n: number, clock: FakeClock, limit: { ratePerSecond: number; burst: number; leaseSize: number }) {
+async function replicas(n: number, clock: FakeClock, limit: Omit<FleetRateLimiterOptions, 'name'>) {
   const prefix = `limiter-${++prefixes}`;
   const fleets: RedisFleet[] = [];
   const limiters: FleetRateLimiterPolicy[] = [];
@@ -49,6 +51,22 @@ async function replicas(n: number, clock: FakeClock, limit: { ratePerSecond: num
   // A second round, so that every replica knows how many share the limit.
   for (const limiter of limiters) await limiter.sync();
   return { fleets, limiters, close: () => Promise.all(fleets.map((f) => f.close())) };
+}
+
+/** In every window the fleet admitted at most burst + rate × window + replicas × (leaseSize + their share of the burst). */
+function expectWithinFleetLimit(admittedAt: readonly number[], n: number, { ratePerSecond, burst, leaseSize }: { ratePerSecond: number; burst: number; leaseSize: number }): void {
+  const slack = n * (leaseSize + Math.max(1, Math.floor(burst / n)));
+  for (let i = 0; i < admittedAt.length; i++) {
+    for (let j = i; j < admittedAt.length; j++) {
+      const windowMs = admittedAt[j]! - admittedAt[i]!;
+      expect(j - i + 1).toBeLessThanOrEqual(burst + (ratePerSecond * windowMs) / 1000 + slack);
+    }
+  }
+}
+
+/** Lets the promise reactions of this instant run (no time passes, no Redis reply is awaited). */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
 }
 
 const idle = (fleets: RedisFleet[]) => settle(clockOf.get(fleets)!, fleets, 0);
@@ -114,13 +132,7 @@ describe.skipIf(SERVER === undefined)('fleetRateLimiter on a real Redis', () => 
               await settle(clock, fleet.fleets, advanceMs);
             }
             expect(fleet.limiters.every((l) => l.deciding === 'fleet')).toBe(true);
-            const slack = n * (leaseSize + Math.max(1, Math.floor(burst / n)));
-            for (let i = 0; i < admittedAt.length; i++) {
-              for (let j = i; j < admittedAt.length; j++) {
-                const windowMs = admittedAt[j]! - admittedAt[i]!;
-                expect(j - i + 1).toBeLessThanOrEqual(burst + (ratePerSecond * windowMs) / 1000 + slack);
-              }
-            }
+            expectWithinFleetLimit(admittedAt, n, { ratePerSecond, burst, leaseSize });
           } finally {
             await fleet.close();
           }
@@ -128,5 +140,159 @@ describe.skipIf(SERVER === undefined)('fleetRateLimiter on a real Redis', () => 
       ),
       { numRuns: 25 },
     );
+  });
+
+  it('calls over the limit wait for a token from this replica, in order; the queue bound holds; close() refuses the waiters and leaves no timer', async () => {
+    const clock = new FakeClock(2_000_000);
+    const fleet = await replicas(2, clock, { ratePerSecond: 10, burst: 2, leaseSize: 1, maxQueue: 3 });
+    const limiter = fleet.limiters[0]!;
+    const waited: number[] = [];
+    limiter.onAdmit(({ waitedMs }) => waited.push(waitedMs));
+    const order: number[] = [];
+    // The lease's token and one admitted ahead of the next lease go at once; three wait; the sixth is refused.
+    const calls = [1, 2, 3, 4, 5, 6].map((n) => track(limiter.execute(() => order.push(n))));
+    await Promise.resolve();
+    expect(limiter.queued).toBe(3);
+    expect(calls[5]!.error).toMatchObject({ code: 'ERR_BREAKWATER_RATE_LIMITED' });
+    expect((calls[5]!.error as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
+    await settle(clock, fleet.fleets, 2_000);
+    expect(order).toEqual([1, 2, 3, 4, 5]);
+    expect(limiter.queued).toBe(0);
+    expect(waited.filter((ms) => ms > 0)).toHaveLength(3);
+    expect(limiter.deciding).toBe('fleet');
+    // A waiter when the fleet closes is refused with the limiter's error, and nothing is left behind.
+    for (let i = 0; i < 100 && limiter.queued === 0; i++) track(limiter.execute(() => {}));
+    expect(limiter.queued).toBe(1);
+    const waiting = track(limiter.execute(() => 'never'));
+    await fleet.close();
+    await Promise.resolve();
+    expect(waiting.error).toMatchObject({ code: 'ERR_BREAKWATER_RATE_LIMITED' });
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it("a waiter's abort releases it at once, with the caller's reason and no listener left; maxWaitMs refuses a longer wait at once", async () => {
+    const clock = new FakeClock(3_000_000);
+    const fleet = await replicas(2, clock, { ratePerSecond: 10, burst: 2, leaseSize: 1, maxQueue: 5, maxWaitMs: 500 });
+    const limiter = fleet.limiters[0]!;
+    await limiter.execute(() => {});
+    await limiter.execute(() => {}); // ahead of the next lease
+    const controller = new AbortController();
+    const aborted = track(limiter.execute(() => 'never', { signal: controller.signal }));
+    const next = track(limiter.execute(() => 'next'));
+    await Promise.resolve();
+    expect(limiter.queued).toBe(2);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+    controller.abort(new Error('caller left'));
+    await Promise.resolve();
+    expect((aborted.error as Error).message).toBe('caller left');
+    expect(limiter.queued).toBe(1);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    // Behind one waiter at this replica's share (5 calls/s), a third waits about 400 ms, a fourth 600: refused now.
+    const third = track(limiter.execute(() => 'third'));
+    const fourth = await limiter.execute(() => 'fourth').catch((e: unknown) => e);
+    expect(fourth).toMatchObject({ code: 'ERR_BREAKWATER_RATE_LIMITED', retryAfterMs: 600 });
+    await settle(clock, fleet.fleets, 1_000);
+    expect([next.value, third.value]).toEqual(['next', 'third']);
+    await fleet.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a waiter whose token has not come within maxWaitMs (the fleet spent the bucket) is refused then, saying when to come back', async () => {
+    const clock = new FakeClock(4_000_000);
+    const fleet = await replicas(2, clock, { ratePerSecond: 10, burst: 2, leaseSize: 1, maxQueue: 5, maxWaitMs: 150 });
+    const limiter = fleet.limiters[0]!;
+    await limiter.execute(() => {});
+    await limiter.execute(() => {}); // ahead of the next lease, which Redis cannot grant: the bucket is spent
+    const startedAt = clock.now();
+    const waiter = track(limiter.execute(() => 'never'));
+    await flush();
+    expect(limiter.queued).toBe(1); // its estimate (a lease on its way) was within maxWaitMs
+    let refusedAt: number | undefined;
+    void waiter.promise.catch(() => (refusedAt = clock.now()));
+    await settle(clock, fleet.fleets, 1_000);
+    expect(waiter.error).toMatchObject({ code: 'ERR_BREAKWATER_RATE_LIMITED' });
+    expect((waiter.error as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
+    expect(refusedAt! - startedAt).toBe(150);
+    await fleet.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('property: with waiters the fleet still admits at most burst + rate × window + the slack; the queue bound and maxWaitMs hold; aborts release at once; close() settles every call', async () => {
+    let delayed = 0;
+    let abortedWaiters = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 2, max: 3 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.option(fc.integer({ min: 50, max: 1_500 }), { nil: undefined }),
+        fc.array(fc.tuple(fc.nat(3), fc.integer({ min: 0, max: 8 }), fc.nat(8), fc.integer({ min: 0, max: 400 })), { minLength: 1, maxLength: 20 }),
+        async (n, ratePerSecond, leaseSize, maxQueue, maxWaitMs, steps) => {
+          const clock = new FakeClock(5_000_000);
+          const burst = Math.max(leaseSize, Math.floor(ratePerSecond / 2));
+          const fleet = await replicas(n, clock, { ratePerSecond, burst, leaseSize, maxQueue, ...(maxWaitMs === undefined ? {} : { maxWaitMs }) });
+          const admittedAt: number[] = [];
+          const waited: number[] = [];
+          for (const limiter of fleet.limiters) limiter.onAdmit(({ waitedMs }) => waited.push(waitedMs));
+          const all: ReturnType<typeof track>[] = [];
+          const order = fleet.limiters.map(() => [] as number[]);
+          let id = 0;
+          try {
+            for (const [replica, calls, abortEvery, advanceMs] of steps) {
+              const r = replica % n;
+              const limiter = fleet.limiters[r]!;
+              const controllers: AbortController[] = [];
+              const batch = Array.from({ length: calls }, (_, i) => {
+                const controller = new AbortController();
+                if (abortEvery > 0 && (calls - 1 - i) % abortEvery === 0) controllers.push(controller); // the last ones: likely waiting
+                const me = id++;
+                const entry = { call: undefined as unknown as ReturnType<typeof track>, controller, ran: false };
+                const call = track(
+                  limiter.execute(
+                    () => {
+                      entry.ran = true;
+                      admittedAt.push(clock.now());
+                      order[r]!.push(me);
+                    },
+                    { signal: controller.signal },
+                  ),
+                );
+                all.push((entry.call = call));
+                return entry;
+              });
+              await flush();
+              expect(limiter.queued).toBeLessThanOrEqual(maxQueue);
+              // Aborted waiters leave at once, with the reason, in the same instant.
+              const waiting = batch.filter((b) => controllers.includes(b.controller) && !b.ran && b.call.status === 'pending');
+              const queuedBefore = limiter.queued;
+              const reason = new Error('gone');
+              for (const c of controllers) c.abort(reason);
+              await flush();
+              expect(limiter.queued).toBe(queuedBefore - waiting.length); // they left the queue, not only the call
+              for (const w of waiting) expect([w.ran, w.call.error]).toEqual([false, reason]);
+              abortedWaiters += waiting.length;
+              for (const c of controllers) expect(getEventListeners(c.signal, 'abort')).toHaveLength(0);
+              await settle(clock, fleet.fleets, advanceMs);
+              for (const l of fleet.limiters) expect(l.queued).toBeLessThanOrEqual(maxQueue);
+            }
+            expect(fleet.limiters.every((l) => l.deciding === 'fleet')).toBe(true);
+            if (maxWaitMs !== undefined) for (const ms of waited) expect(ms).toBeLessThanOrEqual(maxWaitMs);
+            delayed += waited.filter((ms) => ms > 0).length;
+            for (const o of order) expect(o).toEqual([...o].sort((a, b) => a - b)); // FIFO on each replica
+            expectWithinFleetLimit(admittedAt, n, { ratePerSecond, burst, leaseSize });
+          } finally {
+            await fleet.close();
+          }
+          await Promise.resolve();
+          expect(all.every((c) => c.settledCount === 1)).toBe(true);
+          expect(clock.pendingTimers).toBe(0);
+        },
+      ),
+      { numRuns: 25, seed: 16 },
+    );
+    // The runs did wait and abort waiters (the property is not vacuous).
+    expect(delayed).toBeGreaterThan(0);
+    expect(abortedWaiters).toBeGreaterThan(0);
   });
 });

@@ -4,9 +4,11 @@
  * leaves the service's connection alone.
  */
 import { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { circuitBreaker, pipeline } from '../src/index.ts';
 import { fleetBreakerHints, fleetRateLimiter, fleetRetryBudget, REDIS_FLEET_DEFAULTS, redisFleet } from '../src/redis/index.ts';
+import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { RedisProcess, redisServerPath, settle } from './redis-helpers.ts';
 
@@ -14,6 +16,31 @@ import { RedisProcess, redisServerPath, settle } from './redis-helpers.ts';
 const silent = { eval: () => new Promise(() => {}), evalsha: () => new Promise(() => {}) };
 
 describe('breakwater/redis options', () => {
+  it('deciding alone (Redis never answers), calls over the limit wait for the local share\'s tokens, never for Redis; the sink counts them as delayed', async () => {
+    const clock = new FakeClock();
+    const fleet = redisFleet({ redis: silent, prefix: 'svc', clock });
+    const limiter = fleetRateLimiter(fleet, { name: 'api', ratePerSecond: 10, burst: 1, maxQueue: 2 });
+    const registry = new Registry();
+    const api = pipeline({ name: 'api' }, limiter);
+    prometheusMetrics({ registry }).attach(api);
+    expect([limiter.maxQueue, limiter.maxWaitMs]).toEqual([2, Infinity]);
+    const waited: number[] = [];
+    limiter.onAdmit(({ waitedMs }) => waited.push(waitedMs));
+    const calls = [1, 2, 3].map((n) => api.execute(() => n));
+    expect(limiter.queued).toBe(2);
+    expect(await api.execute(() => 4).catch((e: unknown) => e)).toMatchObject({ code: 'ERR_BREAKWATER_RATE_LIMITED', retryAfterMs: 300 });
+    await clock.advance(200);
+    expect(await Promise.all(calls)).toEqual([1, 2, 3]);
+    expect(waited).toEqual([0, 100, 200]);
+    const counted = async (name: string) => (await registry.getMetricsAsJSON()).find((m) => m.name === name)?.values[0]?.value;
+    expect([await counted('breakwater_rate_limit_admitted_total'), await counted('breakwater_rate_limit_delayed_total'), await counted('breakwater_rate_limit_rejections_total')]).toEqual([3, 2, 1]);
+    expect(limiter.deciding).toBe('local');
+    const closing = fleet.close();
+    await clock.advance(1_000); // the sync's command in flight gives up at the guard's timeout
+    await closing;
+    expect(clock.pendingTimers).toBe(0);
+  });
+
   it('the defaults, in one visible place', () => {
     expect(REDIS_FLEET_DEFAULTS).toEqual({ syncIntervalMs: 250, redisTimeoutMs: 100, retryRedisAfterMs: 1_000 });
     const fleet = redisFleet({ redis: silent, prefix: 'svc', clock: new FakeClock() });
@@ -43,6 +70,10 @@ describe('breakwater/redis options', () => {
     expect(() => fleetRateLimiter(fleet, { name: 'a', ratePerSecond: 0 })).toThrow(/option "ratePerSecond" must be a finite number above 0/);
     expect(() => fleetRateLimiter(fleet, { name: 'a', ratePerSecond: 10, burst: 5, leaseSize: 6 })).toThrow('fleetRateLimiter: option "leaseSize" must be at most "burst" (5); received 6');
     expect(() => fleetRateLimiter(fleet, { ratePerSecond: 10 } as never)).toThrow('option "name" is required');
+    expect(() => fleetRateLimiter(fleet, { name: 'a', ratePerSecond: 10, maxWaitMs: 100 })).toThrow(
+      'fleetRateLimiter: option "maxWaitMs" needs a queue: set "maxQueue" above 0; received maxQueue 0',
+    );
+    expect(() => fleetRateLimiter(fleet, { name: 'a', ratePerSecond: 10, maxQueue: 1.5 })).toThrow(/option "maxQueue" must be an integer/);
     expect(() => fleetRetryBudget(fleet, { name: 'a', ratio: 2 })).toThrow(/option "ratio" must be a finite number from 0 to 1; received 2/);
     expect(() => fleetRetryBudget(fleet, { name: 'a', windowMs: 1_000 })).toThrow(/option "windowMs" must be at least 10 sync intervals \(2500 ms\)/);
     expect(() => fleetBreakerHints(fleet, { name: 'a', breaker: {} as never })).toThrow(/option "breaker" must be a circuit breaker/);

@@ -187,6 +187,16 @@ export function tables(results: RunResults, sizes: Sizes, targets: readonly Targ
       r.ratio === undefined ? '' : fmtRatio(r.extra?.['wallRatio'] ?? Number.NaN),
     ]),
   });
+  out.push({
+    title: '6. breakwater/redis: the shared rate limiter and retry budget against the local ones, and what they ask of Redis',
+    header: ['scenario', 'figure', '× local', 'note'],
+    rows: rowsOf(results, 'redis').map((r) => [
+      r.label,
+      r.unit === 'count' ? `${r.value.toFixed(1)} commands/s` : fmtNs(r.value),
+      r.ratio === undefined ? '' : fmtRatio(r.ratio),
+      r.note ?? '',
+    ]),
+  });
   return out;
 }
 

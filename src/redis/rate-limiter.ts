@@ -8,7 +8,8 @@
 import { RateLimitedError, stackless } from '../core/errors.ts';
 import { Emitter, type Event } from '../core/events.ts';
 import { type Chain, PolicyBase, type Scope } from '../core/protocol.ts';
-import { checkOptions, finite, integer } from '../core/validate.ts';
+import { TokenQueue } from '../core/token-queue.ts';
+import { checkOptions, duration, finite, integer, received } from '../core/validate.ts';
 import type { RateLimitAdmitEvent, RateLimitRejectEvent } from '../rate-limiter.ts';
 import { aliveMs, fleetCheck, name, type RedisFleet } from './fleet.ts';
 import { LEASE } from './scripts.ts';
@@ -35,13 +36,26 @@ export interface FleetRateLimiterOptions {
    * at the last answer from Redis (all of it before the first answer).
    */
   readonly localRatePerSecond?: number;
+  /**
+   * Calls that may wait for a token on this replica (default 0: a call over the limit
+   * is refused at once). 0 to 1,000,000. A waiter gets its token from this replica's
+   * lease (or, deciding alone, its local bucket), never by waiting for Redis.
+   */
+  readonly maxQueue?: number;
+  /**
+   * The longest a call may wait for its token, in ms (default: no limit but the
+   * queue's). A call whose estimated wait is longer is refused at once, and a waiter
+   * whose token has not come by then is refused then, both saying when to come back.
+   * 0 to 2,147,483,647.
+   */
+  readonly maxWaitMs?: number;
 }
 
 /**
  * A rate limiter shared by a fleet; create it with {@link fleetRateLimiter}. It reports
  * like `rateLimiter` (`onAdmit`, `onReject`, so the Prometheus sink counts its calls),
- * and refuses with the same `RateLimitedError`. It never queues: a call over the limit
- * is refused at once, saying when to come back.
+ * and refuses with the same `RateLimitedError`. A call over the limit waits (with
+ * `maxQueue` above 0) or is refused at once, saying when to come back.
  */
 export class FleetRateLimiterPolicy extends PolicyBase {
   /** Always `'rate-limiter'`: it measures like the local one. */
@@ -54,9 +68,14 @@ export class FleetRateLimiterPolicy extends PolicyBase {
   readonly burst: number;
   /** Tokens taken from Redis at a time. */
   readonly leaseSize: number;
+  /** How many calls may wait for a token on this replica. */
+  readonly maxQueue: number;
+  /** The longest a call may wait, in ms (`Infinity`: no limit but the queue's). */
+  readonly maxWaitMs: number;
   readonly #fleet: RedisFleet;
   readonly #keys: string[];
   readonly #localRate: number | undefined;
+  readonly #queue: TokenQueue;
   /** Tokens of the current lease not spent yet. */
   #leased = 0;
   /** A lease request is in flight. */
@@ -86,10 +105,17 @@ export class FleetRateLimiterPolicy extends PolicyBase {
     this.ratePerSecond = options.ratePerSecond;
     this.burst = options.burst;
     this.leaseSize = options.leaseSize;
+    this.maxQueue = options.maxQueue;
+    this.maxWaitMs = options.maxWaitMs;
     this.#localRate = options.localRatePerSecond;
     this.#keys = [fleet._key(this.name, 'bucket'), fleet._key(this.name, 'replicas')];
     this.#localTokens = this.#localBurst();
     this.#localAt = fleet._clock.now();
+    this.#queue = new TokenQueue(
+      { take: (now) => this.#take(now), admitted: (waitedMs) => this.#pass(waitedMs), expired: (chain, retryInMs) => this.#refuse(Math.ceil(retryInMs), chain) },
+      fleet._clock,
+      this.maxWaitMs,
+    );
     fleet._join(this);
   }
 
@@ -101,6 +127,11 @@ export class FleetRateLimiterPolicy extends PolicyBase {
   /** Tokens this replica may spend now without asking Redis (its lease; deciding alone, its local bucket). */
   get tokens(): number {
     return this.deciding === 'fleet' ? Math.max(0, this.#leased) : this.#localTokens;
+  }
+
+  /** Calls waiting for a token on this replica now. */
+  get queued(): number {
+    return this.#queue.size;
   }
 
   /** Replicas using this limit, as Redis last counted them. */
@@ -122,7 +153,7 @@ export class FleetRateLimiterPolicy extends PolicyBase {
     return { admitted: this.#admitted, admittedLocally: this.#admittedAlone, admittedAhead: this.#admittedAhead, refused: this.#refused };
   }
 
-  /** Fires for every call it admits (`waitedMs` is always 0: it never queues). */
+  /** Fires for every call it admits, with how long it waited. */
   get onAdmit(): Event<RateLimitAdmitEvent> {
     return (this.#admit ??= new Emitter()).subscribe;
   }
@@ -134,10 +165,10 @@ export class FleetRateLimiterPolicy extends PolicyBase {
 
   /** Layer protocol: pipelines call it (see {@link Policy._run}). */
   _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
-    if (this.#leased >= 1 && this.deciding === 'fleet') {
+    if (this.#leased >= 1 && this.#queue.size === 0 && this.deciding === 'fleet') {
       this.#leased -= 1;
       if (this.#leased * 2 < this.leaseSize) this.#ask();
-      this.#pass();
+      this.#pass(0);
       return chain.next(index + 1, scope, attempt);
     }
     return this.#short(chain, index, scope, attempt);
@@ -155,30 +186,58 @@ export class FleetRateLimiterPolicy extends PolicyBase {
   /** @internal */
   close(): void {
     this.#leased = 0;
+    this.#queue.clear((chain) => this.#refuse(1, chain));
   }
 
   /**
-   * No token in the lease. If Redis said the bucket is short, the fleet has decided:
-   * the call is refused. Otherwise (a new lease is on its way, the fleet is degraded, or
-   * Redis has not answered yet) this replica decides alone, with its share of the limit;
-   * while a lease is on its way, what it admits alone is a debt the lease pays back.
+   * No token in the lease, or calls waiting ahead of this one: it takes a token if it
+   * can and there is no queue, else waits behind the others if the queue has room and
+   * the estimated wait is within `maxWaitMs`, else is refused.
    */
   #short<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
-    const now = this.#fleet._clock.now();
+    let waitMs: number;
+    if (this.queued === 0) {
+      waitMs = Math.ceil(this.#take(this.#fleet._clock.now()));
+      if (waitMs === 0) {
+        this.#pass(0);
+        return chain.next(index + 1, scope, attempt);
+      }
+    } else {
+      // Behind the others: an estimate, at this replica's share of the rate.
+      waitMs = Math.ceil((this.queued + 1) / this.#localRatePerMs());
+    }
+    // (A closed fleet's limiter queues nothing: no timer may be left behind.)
+    if (this.queued >= this.maxQueue || waitMs > this.maxWaitMs || this.#fleet.closed) return Promise.reject(this.#refuse(waitMs, chain));
+    return this.#queue.wait(chain, index, scope, attempt, waitMs);
+  }
+
+  /**
+   * One token, if this replica may spend one now: 0 when taken, else the ms until it may
+   * (at least 1). From the lease first. If Redis said the bucket is short, the fleet has
+   * decided: none. Otherwise (a new lease is on its way, the fleet is degraded, or Redis
+   * has not answered yet) this replica decides alone, with its share of the limit;
+   * while a lease is on its way, what it admits alone is a debt the lease pays back.
+   */
+  #take(now: number): number {
     const fleet = this.deciding === 'fleet';
+    if (fleet && this.#leased >= 1) {
+      this.#leased -= 1;
+      if (this.#leased * 2 < this.leaseSize) this.#ask();
+      return 0;
+    }
     if (fleet) {
       this.#ask();
-      if (!this.#asking) return Promise.reject(this.#refuse(Math.max(1, Math.ceil(this.#notBefore - now)), chain));
+      if (!this.#asking) return Math.max(1, this.#notBefore - now);
       // Ahead of the lease by its share of the burst at most: the lease has to be able to pay it back.
       // (A lease below 0 is debt the last lease could not pay yet.)
-      if (this.#debt - Math.min(0, this.#leased) >= this.#localBurst()) return Promise.reject(this.#refuse(1, chain));
+      if (this.#debt - Math.min(0, this.#leased) >= this.#localBurst()) return 1;
     }
     const rate = this.#localRatePerMs();
     if (now > this.#localAt) {
       this.#localTokens = Math.min(this.#localBurst(), this.#localTokens + (now - this.#localAt) * rate);
       this.#localAt = now;
     }
-    if (this.#localTokens < 1) return Promise.reject(this.#refuse(Math.max(1, Math.ceil((1 - this.#localTokens) / rate)), chain));
+    if (this.#localTokens < 1) return Math.max(1, (1 - this.#localTokens) / rate);
     this.#localTokens -= 1;
     if (fleet) {
       this.#debt++;
@@ -186,8 +245,7 @@ export class FleetRateLimiterPolicy extends PolicyBase {
     } else {
       this.#admittedAlone++;
     }
-    this.#pass();
-    return chain.next(index + 1, scope, attempt);
+    return 0;
   }
 
   #localRatePerMs(): number {
@@ -209,6 +267,13 @@ export class FleetRateLimiterPolicy extends PolicyBase {
     const fleet = this.#fleet;
     const reply = await fleet._command(LEASE, this.#keys, [fleet._now(), fleet.replicaId, aliveMs(fleet), this.ratePerSecond / 1000, this.burst, want], 3);
     this.#asking = false;
+    this.#answer(reply, want);
+    // Tokens may have come (or the fleet is degraded and this replica decides alone): the waiters try again.
+    if (this.#queue.size > 0) this.#queue.wake();
+  }
+
+  #answer(reply: number[] | undefined, want: number): void {
+    const fleet = this.#fleet;
     if (reply === undefined || fleet.closed) {
       // Redis did not answer: the calls admitted meanwhile were decided alone after all.
       this.#admittedAlone += this.#debt;
@@ -228,10 +293,10 @@ export class FleetRateLimiterPolicy extends PolicyBase {
     if (want > 0) this.#notBefore = granted < want ? fleet._clock.now() + Math.max(fullInMs, 1) : -Infinity;
   }
 
-  #pass(): void {
+  #pass(waitedMs: number): void {
     this.#admitted++;
     const emitter = this.#admit;
-    if (emitter !== undefined && emitter.active) emitter.emit(ADMITTED);
+    if (emitter !== undefined && emitter.active) emitter.emit(waitedMs === 0 ? ADMITTED : { waitedMs });
   }
 
   #refuse(waitMs: number, chain: Chain<unknown>): RateLimitedError {
@@ -257,7 +322,8 @@ const ADMITTED: RateLimitAdmitEvent = Object.freeze({ waitedMs: 0 });
  * A rate limit shared by every replica of the fleet, decided atomically in Redis:
  * the fleet admits at most `ratePerSecond` calls a second on average and `burst` at
  * once, plus at most the tokens the replicas hold (`replicas × leaseSize`). Calls over
- * it are refused at once with `RateLimitedError`. No call waits for Redis; while Redis
+ * it wait in this replica's queue of `maxQueue` (abortable, at most `maxWaitMs`) or are
+ * refused at once with `RateLimitedError`, whose `retryAfterMs` says when to come back. No call waits for Redis; while Redis
  * is unavailable each replica keeps to its share of the limit on its own.
  *
  * ```ts
@@ -276,12 +342,25 @@ export function fleetRateLimiter(fleet: RedisFleet, options: FleetRateLimiterOpt
       burst: integer(1, 1_000_000),
       leaseSize: integer(1, 1_000_000),
       localRatePerSecond: finite(0, 1_000_000, 'min'),
+      maxQueue: integer(0, 1_000_000),
+      maxWaitMs: duration(0),
     },
     ['name', 'ratePerSecond'],
   );
   const rate = checked.ratePerSecond!;
   const burst = checked.burst ?? Math.max(1, Math.floor(rate));
   const leaseSize = checked.leaseSize ?? Math.min(burst, Math.max(1, Math.floor(rate / 20)));
+  if (checked.maxWaitMs !== undefined && !(checked.maxQueue! > 0)) {
+    throw new RangeError(`${owner}: option "maxWaitMs" needs a queue: set "maxQueue" above 0; received maxQueue ${received(checked.maxQueue ?? 0)}`);
+  }
   if (leaseSize > burst) throw new RangeError(`${owner}: option "leaseSize" must be at most "burst" (${burst}); received ${leaseSize}`);
-  return new FleetRateLimiterPolicy(fleet, { name: checked.name!, ratePerSecond: rate, burst, leaseSize, localRatePerSecond: checked.localRatePerSecond });
+  return new FleetRateLimiterPolicy(fleet, {
+    name: checked.name!,
+    ratePerSecond: rate,
+    burst,
+    leaseSize,
+    localRatePerSecond: checked.localRatePerSecond,
+    maxQueue: checked.maxQueue ?? 0,
+    maxWaitMs: checked.maxWaitMs ?? Infinity,
+  });
 }
