@@ -363,9 +363,13 @@ export function on<E>(event: Event<E>, listener: (event: E) => void, disposers: 
 
 /** What both sinks read from a gate made by `httpGate()` (of any copy of Breakwater). */
 export interface GateLike {
+  /** Always `'http-gate'`. */
   readonly kind: 'http-gate';
+  /** The gate's name: the `gate` label, the `breakwater.http.gate` attribute. */
   readonly name: string;
+  /** The concurrency limit now. */
   readonly limit: number;
+  /** Each class's live counts: in flight now, admitted and shed since the gate was created. */
   readonly classes: readonly { readonly name: string; readonly inFlight: number; readonly admitted: number; readonly shed: number }[];
 }
 
