@@ -86,11 +86,19 @@ const LABEL_TO_ATTRIBUTE: Record<string, string> = {
   cause: 'breakwater.fallback.cause',
   kind: 'breakwater.chaos.kind',
   reason: 'breakwater.rollout.reason',
+  gate: 'breakwater.http.gate',
+  class: 'breakwater.http.class',
 };
 const BY_PROMETHEUS = new Map<string, string>(INSTRUMENTS.map((i) => [`breakwater_${i.prometheus}`, i.name]));
 
 function attributesOf(sample: Sample): Record<string, string> {
-  return Object.fromEntries(Object.entries(sample.labels).filter(([k]) => k !== 'le').map(([k, v]) => [LABEL_TO_ATTRIBUTE[k] ?? k, v]));
+  // A gate's outcome (admitted, shed) is not a call's: its own attribute.
+  const gate = sample.name.startsWith('breakwater_http_');
+  return Object.fromEntries(
+    Object.entries(sample.labels)
+      .filter(([k]) => k !== 'le')
+      .map(([k, v]) => [gate && k === 'outcome' ? 'breakwater.http.outcome' : (LABEL_TO_ATTRIBUTE[k] ?? k), v]),
+  );
 }
 
 /** Checks that every Prometheus sample has its OpenTelemetry point with the same value, and the other way round. */

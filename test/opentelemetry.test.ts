@@ -9,6 +9,7 @@ import CircuitBreaker from 'opossum';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bulkhead, circuitBreaker, pipeline, retry } from '../src/index.ts';
+import { httpGate } from '../src/http/index.ts';
 import { fromOpossum, runWork } from '../src/opossum/index.ts';
 import { openTelemetry } from '../src/opentelemetry/index.ts';
 import { INSTRUMENTS } from '../src/opentelemetry/instruments.ts';
@@ -30,6 +31,16 @@ afterEach(async () => {
   await Promise.all(sdks.splice(0).map((s) => s.shutdown()));
 });
 
+/** An admission gate of breakwater/http that has admitted, shed and still holds requests of two classes. */
+function busyGate(attach: (gate: ReturnType<typeof httpGate>) => void): void {
+  const gate = httpGate({ name: 'api', maxConcurrent: 2, classes: { health: { share: 0.5 } } });
+  attach(gate);
+  gate.tryAcquire('health');
+  gate.tryAcquire('default')?.release();
+  gate.tryAcquire('default');
+  gate.tryAcquire('default'); // shed
+}
+
 describe('openTelemetry metrics', () => {
   it('carry the same facts as the Prometheus sink, for every policy', async () => {
     const sdk = meter();
@@ -37,6 +48,10 @@ describe('openTelemetry metrics', () => {
     await busyWorkload((...pipelines) => {
       openTelemetry({ meterProvider: sdk.meterProvider, attributes: { region: 'eu-1' } }).attach(...pipelines);
       prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attach(...pipelines);
+    });
+    busyGate((gate) => {
+      openTelemetry({ meterProvider: sdk.meterProvider, attributes: { region: 'eu-1' } }).attachGate(gate);
+      prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attachGate(gate);
     });
     const points = await sdk.collect();
     const samples = await scrape(registry);
@@ -48,6 +63,7 @@ describe('openTelemetry metrics', () => {
   it('use OpenTelemetry kinds and units: monotonic sums for counts, gauges for states, non-monotonic sums for occupancy, seconds for durations', async () => {
     const sdk = meter();
     await busyWorkload((...p) => openTelemetry({ meterProvider: sdk.meterProvider }).attach(...p));
+    busyGate((gate) => openTelemetry({ meterProvider: sdk.meterProvider }).attachGate(gate));
     const points = await sdk.collect();
     for (const spec of INSTRUMENTS) {
       const point = points.find((p) => p.name === spec.name)!;

@@ -18,4 +18,4 @@
  * @packageDocumentation
  */
 export { type OpenTelemetrySink, openTelemetry, type OpenTelemetryOptions } from './sink.ts';
-export { DEFAULT_BUCKETS_SECONDS, type PipelineLike } from '../prometheus/policies.ts';
+export { DEFAULT_BUCKETS_SECONDS, type GateLike, type PipelineLike } from '../prometheus/policies.ts';

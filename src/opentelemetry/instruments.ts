@@ -38,6 +38,7 @@ import {
   THROTTLED,
   TIMEOUTS,
   TRANSITIONS,
+  type GateLike,
   type Unit,
 } from '../prometheus/policies.ts';
 
@@ -49,6 +50,9 @@ export const ATTR = {
   FALLBACK_CAUSE: 'breakwater.fallback.cause',
   CHAOS_KIND: 'breakwater.chaos.kind',
   ROLLBACK_REASON: 'breakwater.rollout.reason',
+  GATE: 'breakwater.http.gate',
+  GATE_CLASS: 'breakwater.http.class',
+  GATE_OUTCOME: 'breakwater.http.outcome',
 } as const;
 
 /** How each instrument is made, and the Prometheus family that carries the same fact. @internal */
@@ -100,6 +104,9 @@ export const INSTRUMENTS = [
   { name: 'breakwater.rollout.requested_share', kind: 'gauge', unit: '1', prometheus: 'rollout_requested_share', description: 'The share the feature flag asks for (the ramp or a rollback may hold the share below it).' },
   { name: 'breakwater.rollout.rolled_back', kind: 'gauge', unit: '1', prometheus: 'rollout_rolled_back', description: '1 while a guarded rollout has rolled its experiment back (until released), else 0.' },
   { name: 'breakwater.fleet.degraded', kind: 'gauge', unit: '1', prometheus: 'fleet_degraded', description: '1 while fleet-wide policies (breakwater/redis) of a pipeline decide on local state, Redis being unavailable, else 0.' },
+  { name: 'breakwater.http.requests', kind: 'counter', unit: '{request}', prometheus: 'http_requests_total', description: 'Requests an HTTP admission gate admitted or shed (answered 503 at once), by class.' },
+  { name: 'breakwater.http.in_flight', kind: 'updowncounter', unit: '{request}', prometheus: 'http_in_flight', description: 'Requests an HTTP admission gate admitted that are still being answered, by class.' },
+  { name: 'breakwater.http.limit', kind: 'gauge', unit: '{request}', prometheus: 'http_limit', description: "The concurrency limit of an HTTP admission gate (fixed, or an adaptive limit's current value)." },
 ] as const satisfies readonly InstrumentSpec[];
 
 type Name = (typeof INSTRUMENTS)[number]['name'];
@@ -136,6 +143,41 @@ export class Entry {
     this.causes = CAUSES.map((cause) => attributes({ [ATTR.FALLBACK_CAUSE]: cause }));
     this.kinds = CHAOS_KINDS.map((kind) => attributes({ [ATTR.CHAOS_KIND]: kind }));
     this.reasons = ROLLBACK_REASONS.map((reason) => attributes({ [ATTR.ROLLBACK_REASON]: reason }));
+  }
+}
+
+/**
+ * One attached admission gate: its attribute sets, and what it had counted when
+ * attached (its counters are reported from the attach on, as the Prometheus
+ * sink's are). The gate's own counts are read at collection.
+ * @internal
+ */
+export class GateEntry {
+  readonly gate: GateLike;
+  /** `{ breakwater.http.gate, ...attributes }`. */
+  readonly base: Attributes;
+  /** Per class, in the gate's order: `{ gate, class }`, then with the outcome admitted, then shed. */
+  readonly classes: readonly Attributes[];
+  readonly admitted: readonly Attributes[];
+  readonly shed: readonly Attributes[];
+  /** Per class: admitted, shed, as counted by the gate at attach. */
+  readonly start: Float64Array;
+  /** How many attachments of its sink hold this entry. */
+  holds = 0;
+  readonly disposers: (() => void)[] = [];
+
+  constructor(gate: GateLike, constant: Readonly<Record<string, string>>) {
+    this.gate = gate;
+    const attributes = (extra: Attributes): Attributes => Object.freeze({ [ATTR.GATE]: gate.name, ...extra, ...constant });
+    this.base = attributes({});
+    this.classes = gate.classes.map((c) => attributes({ [ATTR.GATE_CLASS]: c.name }));
+    this.admitted = gate.classes.map((c) => attributes({ [ATTR.GATE_CLASS]: c.name, [ATTR.GATE_OUTCOME]: 'admitted' }));
+    this.shed = gate.classes.map((c) => attributes({ [ATTR.GATE_CLASS]: c.name, [ATTR.GATE_OUTCOME]: 'shed' }));
+    this.start = new Float64Array(2 * gate.classes.length);
+    gate.classes.forEach((c, k) => {
+      this.start[2 * k] = c.admitted;
+      this.start[2 * k + 1] = c.shed;
+    });
   }
 }
 
@@ -180,10 +222,12 @@ export class Instruments {
   readonly histogram: Histogram;
   readonly #observables: Observables;
   readonly #entries: ReadonlyMap<string, Entry>;
+  readonly #gates: ReadonlyMap<string, GateEntry>;
 
-  constructor(meter: Meter, boundaries: readonly number[], entries: ReadonlyMap<string, Entry>) {
+  constructor(meter: Meter, boundaries: readonly number[], entries: ReadonlyMap<string, Entry>, gates: ReadonlyMap<string, GateEntry>) {
     this.meter = meter;
     this.#entries = entries;
+    this.#gates = gates;
     const observables: Partial<Record<Name, Observable>> = {};
     let histogram: Histogram | undefined;
     for (const spec of INSTRUMENTS) {
@@ -204,7 +248,7 @@ export class Instruments {
     this.meter.removeBatchObservableCallback(this.#observe, Object.values(this.#observables));
   }
 
-  /** Reports every entry: cumulative counts, and the gauges read from the policies now. */
+  /** Reports every entry and gate: cumulative counts, and the gauges read from the policies and gates now. */
   readonly #observe = (result: BatchObservableResult): void => {
     const o = this.#observables;
     for (const entry of this.#entries.values()) {
@@ -271,6 +315,14 @@ export class Instruments {
       if (unit.shared.length > 0) {
         result.observe(o['breakwater.fleet.degraded'], unit.shared.some((policy) => policy.deciding !== 'fleet') ? 1 : 0, entry.base);
       }
+    }
+    for (const entry of this.#gates.values()) {
+      entry.gate.classes.forEach((c, k) => {
+        result.observe(o['breakwater.http.requests'], c.admitted - entry.start[2 * k]!, entry.admitted[k]);
+        result.observe(o['breakwater.http.requests'], c.shed - entry.start[2 * k + 1]!, entry.shed[k]);
+        result.observe(o['breakwater.http.in_flight'], c.inFlight, entry.classes[k]);
+      });
+      result.observe(o['breakwater.http.limit'], entry.gate.limit, entry.base);
     }
   };
 }

@@ -3,9 +3,21 @@ import type { Disposer } from '../core/events.ts';
 import { PIPELINE_NAME, Pipeline } from '../core/pipeline.ts';
 import type { CallRecorder } from '../core/timing.ts';
 import { bool, checkOptions, integer, received, satisfies } from '../core/validate.ts';
-import { checkBuckets, countInto, DEFAULT_BUCKETS_SECONDS, holdAttachment, isPipelineLike, on, type PipelineLike, type Unit, unitsOf } from '../prometheus/policies.ts';
-import { ATTR, Entry, Instruments, MetricRecorder } from './instruments.ts';
-import { addSpanEvents, SpanRecorder } from './spans.ts';
+import {
+  checkBuckets,
+  countInto,
+  DEFAULT_BUCKETS_SECONDS,
+  type GateLike,
+  holdAttachment,
+  isGateLike,
+  isPipelineLike,
+  on,
+  type PipelineLike,
+  type Unit,
+  unitsOf,
+} from '../prometheus/policies.ts';
+import { ATTR, Entry, GateEntry, Instruments, MetricRecorder } from './instruments.ts';
+import { addShedEvents, addSpanEvents, SpanRecorder } from './spans.ts';
 
 /** Options of {@link openTelemetry}. */
 export interface OpenTelemetryOptions {
@@ -27,7 +39,8 @@ export interface OpenTelemetryOptions {
    * `{ 'deployment.environment.name': 'prod' }`. Names are 1 to 255 characters and
    * cannot be one Breakwater sets (`breakwater.pipeline`, `breakwater.outcome`,
    * `breakwater.circuit.state`, `breakwater.fallback.cause`, `breakwater.chaos.kind`,
-   * `breakwater.rollout.reason`);
+   * `breakwater.rollout.reason`, `breakwater.http.gate`, `breakwater.http.class`,
+   * `breakwater.http.outcome`);
    * values are strings.
    */
   readonly attributes?: Readonly<Record<string, string>>;
@@ -69,7 +82,8 @@ function checkAttributes(owner: string, key: string, value: unknown): void {
 /**
  * An OpenTelemetry sink: metrics through a `MeterProvider`, and span events on
  * the caller's active span. Create it with {@link openTelemetry}, then
- * {@link OpenTelemetrySink.attach} each pipeline.
+ * {@link OpenTelemetrySink.attach} each pipeline and
+ * {@link OpenTelemetrySink.attachGate} each `breakwater/http` gate.
  */
 export class OpenTelemetrySink {
   /** The constant attributes of this sink's metric points. */
@@ -79,6 +93,8 @@ export class OpenTelemetrySink {
   readonly #instruments: Instruments;
   /** Reported pipelines by name. */
   readonly #entries = new Map<string, Entry>();
+  /** Reported admission gates by name. */
+  readonly #gates = new Map<string, GateEntry>();
   readonly #attachments = new Set<Disposer>();
   readonly #maxPipelines: number;
   #disposed = false;
@@ -88,7 +104,7 @@ export class OpenTelemetrySink {
     this.traces = traces;
     this.attributes = attributes;
     this.#maxPipelines = maxPipelines;
-    this.#instruments = new Instruments(provider.getMeter('breakwater'), boundaries, this.#entries);
+    this.#instruments = new Instruments(provider.getMeter('breakwater'), boundaries, this.#entries, this.#gates);
   }
 
   /**
@@ -128,7 +144,53 @@ export class OpenTelemetrySink {
     };
   }
 
-  /** Detaches every pipeline and stops reporting: the SDK no longer calls this sink back. */
+  /**
+   * Reports admission gates made by `httpGate()` from `breakwater/http`: for
+   * each gate (its `name` becomes the `breakwater.http.gate` attribute) and
+   * class, `breakwater.http.requests` by `breakwater.http.outcome` (`admitted`,
+   * `shed`) and `breakwater.http.in_flight`, and the gate's
+   * `breakwater.http.limit`, all read from the gate when the SDK collects;
+   * with `traces` on, a `breakwater.http.shed` span event for each shed
+   * request. Until the returned disposer is called, or the sink is disposed.
+   * Gate names are unique per sink; a gate attached more than once is
+   * reported once, until its last attachment goes.
+   */
+  attachGate(...gates: GateLike[]): Disposer {
+    const where = `${OWNER}.attachGate`;
+    if (this.#disposed) throw new TypeError(`${where}: this sink was disposed; create a new one`);
+    if (gates.length === 0) throw new TypeError(`${where}: expected at least one gate; received none`);
+    // Check everything before subscribing anything: a refused attach changes nothing.
+    const planned = new Map<string, GateLike>();
+    for (const [i, gate] of gates.entries()) {
+      if (!isGateLike(gate)) throw new TypeError(`${where}: argument ${i + 1} must be a gate created with httpGate(); received ${received(gate)}`);
+      if (!PIPELINE_NAME.test(gate.name)) {
+        throw new TypeError(`${where}: gate name ${received(gate.name)} is not valid: 1 to 100 letters, digits or _ . : / - starting with a letter or digit`);
+      }
+      const other = this.#gates.get(gate.name)?.gate ?? planned.get(gate.name);
+      if (other !== undefined && other !== gate) {
+        throw new TypeError(`${where}: another gate named "${gate.name}" is already reported by this sink; gate names must be unique per sink`);
+      }
+      planned.set(gate.name, gate);
+    }
+    const held: GateEntry[] = [];
+    try {
+      for (const gate of gates) held.push(this.#acquireGate(gate));
+    } catch (error) {
+      for (const entry of held) this.#releaseGate(entry);
+      throw error;
+    }
+    let done = false;
+    const detach: Disposer = () => {
+      if (done) return;
+      done = true;
+      this.#attachments.delete(detach);
+      for (const entry of held) this.#releaseGate(entry);
+    };
+    this.#attachments.add(detach);
+    return detach;
+  }
+
+  /** Detaches every pipeline and gate and stops reporting: the SDK no longer calls this sink back. */
   dispose(): void {
     if (this.#disposed) return;
     for (const detach of [...this.#attachments]) detach();
@@ -204,6 +266,23 @@ export class OpenTelemetrySink {
     }
     entry.holds++;
     return entry;
+  }
+
+  #acquireGate(gate: GateLike): GateEntry {
+    let entry = this.#gates.get(gate.name);
+    if (entry === undefined) {
+      entry = new GateEntry(gate, this.attributes);
+      if (this.traces) addShedEvents(gate, entry.disposers);
+      this.#gates.set(gate.name, entry);
+    }
+    entry.holds++;
+    return entry;
+  }
+
+  #releaseGate(entry: GateEntry): void {
+    if (--entry.holds > 0) return;
+    for (const d of entry.disposers) d();
+    this.#gates.delete(entry.gate.name);
   }
 
   #release(entry: Entry): void {

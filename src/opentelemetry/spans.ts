@@ -7,7 +7,7 @@
 import { type Attributes, type AttributeValue, type Span, trace } from '@opentelemetry/api';
 import type { Disposer } from '../core/events.ts';
 import type { CallRecorder, Outcome } from '../core/timing.ts';
-import { CAUSES, causeIndex, on, STATES, stateIndex, type Unit } from '../prometheus/policies.ts';
+import { CAUSES, causeIndex, type GateLike, on, STATES, stateIndex, type Unit } from '../prometheus/policies.ts';
 import { ATTR } from './instruments.ts';
 
 /** The names of the span events Breakwater adds. @internal */
@@ -31,6 +31,7 @@ export const SPAN_EVENTS = [
   'breakwater.rollout.exposure',
   'breakwater.rollout.experiment_failed',
   'breakwater.rollout.rollback',
+  'breakwater.http.shed',
 ] as const;
 
 type SpanEventName = (typeof SPAN_EVENTS)[number];
@@ -161,4 +162,21 @@ export function addSpanEvents(unit: Unit, disposers: Disposer[]): void {
     add<Payload>(r.onExperimentFailed as never, 'breakwater.rollout.experiment_failed', (e) => ({ 'error.type': errorType(e?.error) }));
     add<Payload>(r.onRollback as never, 'breakwater.rollout.rollback', (e) => ({ [ATTR.ROLLBACK_REASON]: String(e?.reason).replace('-', '_') }));
   }
+}
+
+/**
+ * Subscribes the `breakwater.http.shed` span event of a gate: a shed request
+ * is refused in the request handler's own async context, so the active span is
+ * the server span of that request (when the service's HTTP instrumentation
+ * made one). Admitted requests have no event: that is every request.
+ * @internal
+ */
+export function addShedEvents(gate: GateLike, disposers: Disposer[]): void {
+  const onShed = (gate as { onShed?: unknown }).onShed;
+  if (typeof onShed !== 'function') return;
+  on(onShed as (listener: (e: { class?: unknown } | undefined) => void) => Disposer, (e) => {
+    const span = recordingSpan();
+    if (span === undefined) return;
+    span.addEvent('breakwater.http.shed', { [ATTR.GATE]: gate.name, [ATTR.GATE_CLASS]: String(e?.class) });
+  }, disposers);
 }

@@ -6,20 +6,9 @@
  */
 import { Counter, Gauge } from 'prom-client';
 import type { Disposer } from '../core/events.ts';
+import type { GateLike } from './policies.ts';
 
-/** What the sink reads from a gate made by `httpGate()` (of any copy of Breakwater). */
-export interface GateLike {
-  readonly kind: 'http-gate';
-  readonly name: string;
-  readonly limit: number;
-  readonly classes: readonly { readonly name: string; readonly inFlight: number; readonly admitted: number; readonly shed: number }[];
-}
-
-/** True for a gate made by `httpGate()` (or anything shaped like one). @internal */
-export function isGateLike(value: unknown): value is GateLike {
-  const v = value as Record<string, unknown> | null;
-  return typeof v === 'object' && v !== null && v.kind === 'http-gate' && typeof v.name === 'string' && typeof v.limit === 'number' && Array.isArray(v.classes);
-}
+export { type GateLike, isGateLike } from './policies.ts';
 
 type Labels = Readonly<Record<string, string>>;
 

@@ -360,3 +360,21 @@ export function holdAttachment<E>(root: PipelineLike, entries: readonly E[], rel
 export function on<E>(event: Event<E>, listener: (event: E) => void, disposers: Disposer[]): void {
   disposers.push(event(listener));
 }
+
+/** What both sinks read from a gate made by `httpGate()` (of any copy of Breakwater). */
+export interface GateLike {
+  /** Always `'http-gate'`. */
+  readonly kind: 'http-gate';
+  /** The gate's name: the `gate` label, the `breakwater.http.gate` attribute. */
+  readonly name: string;
+  /** The concurrency limit now. */
+  readonly limit: number;
+  /** Each class's live counts: in flight now, admitted and shed since the gate was created. */
+  readonly classes: readonly { readonly name: string; readonly inFlight: number; readonly admitted: number; readonly shed: number }[];
+}
+
+/** True for a gate made by `httpGate()` (or anything shaped like one). @internal */
+export function isGateLike(value: unknown): value is GateLike {
+  const v = value as Record<string, unknown> | null;
+  return typeof v === 'object' && v !== null && v.kind === 'http-gate' && typeof v.name === 'string' && typeof v.limit === 'number' && Array.isArray(v.classes);
+}
