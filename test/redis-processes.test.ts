@@ -70,7 +70,10 @@ describe.skipIf(SERVER === undefined)('replicas as separate processes on one Red
     // Rate limit: 200/s with a burst of 20 for the fleet, leases of 5, each replica's share of the burst.
     const admitted = reports.flatMap((r) => r.admitted);
     const slack = n * (5 + Math.floor(20 / n));
-    for (const windowMs of [100, 500, 1_000, durationMs]) {
+    // Windows of a second and more: shorter ones, timed on the wall clock of three processes on a
+    // loaded machine, measure the scheduler (a stalled process admits late what it was granted in
+    // time); the property tests in virtual time check every window against the same bound.
+    for (const windowMs of [1_000, durationMs]) {
       expect(busiest(admitted, windowMs), `${windowMs} ms`).toBeLessThanOrEqual(20 + (200 * windowMs) / 1000 + slack);
     }
     // Three replicas trying far more than that (about 1,000 calls a second each) got about the limit, not three times it.
