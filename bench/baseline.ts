@@ -12,38 +12,20 @@
  *
  * The last line printed is JSON (what bench/groups/baseline.ts reads).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { measure } from 'mitata';
 import { Registry } from 'prom-client';
 import * as now from '../src/index.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
+import { BASELINE, extract } from './lib/build.ts';
 import { cockatielWithPromClient } from './subjects/peers.ts';
 import { work } from './subjects/work.ts';
-
-/** The last commit before the core redesign (issue 11): what its performance targets are judged against. */
-export const BASELINE = 'da4dd77';
 
 const arg = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const quick = process.argv.includes('--quick');
 const rev = arg('rev') ?? BASELINE;
 const ROUNDS = Number(arg('rounds') ?? (quick ? 3 : 9));
 const MITATA = quick ? { min_cpu_time: 50e6, min_samples: 8 } : { min_cpu_time: 200e6, min_samples: 20 };
-
-const root = fileURLToPath(new URL('..', import.meta.url));
-
-/** Extracts `rev`'s src/ under bench/.baseline/ (once) and returns its folder. */
-function extract(commit: string): string {
-  const full = execFileSync('git', ['rev-parse', '--verify', `${commit}^{commit}`], { cwd: root, encoding: 'utf8' }).trim();
-  const dir = `${root}bench/.baseline/${full}`;
-  if (!existsSync(`${dir}/src/index.ts`)) {
-    mkdirSync(dir, { recursive: true });
-    const tar = execFileSync('git', ['archive', '--format=tar', full, 'src'], { cwd: root, maxBuffer: 64 << 20 });
-    execFileSync('tar', ['-x', '-C', dir], { input: tar });
-  }
-  return dir;
-}
 
 type Lib = typeof now;
 type Metrics = typeof prometheusMetrics;

@@ -29,6 +29,7 @@ const { scaleGroup } = await import('./groups/scale.ts');
 const { successGroup } = await import('./groups/success.ts');
 const { pairedGroup } = await import('./groups/paired.ts');
 const { baselineGroup } = await import('./groups/baseline.ts');
+const { aloneGroup } = await import('./groups/alone.ts');
 const { httpGroup } = await import('./groups/http.ts');
 const { redisGroup } = await import('./groups/redis.ts');
 const { fullProfile, quickProfile } = await import('./lib/measure.ts');
@@ -67,6 +68,8 @@ try {
     await pairedGroup(profile, results, log);
     log('this build versus the baseline build');
     await baselineGroup(profile, results, log);
+    log("each of issue 12's policies alone, against the breaker");
+    await aloneGroup(profile, results, log);
   }
   if (wanted('failure')) {
     log('failure path');

@@ -68,6 +68,13 @@ export interface HedgeWonEvent {
 /** The longest balance of the `maxExtraLoad` budget, in hedges: bounds a burst after a quiet spell. */
 const MAX_BALANCE = 10;
 
+const CONTEXT_OPTIONS = Object.freeze({ requireManualDestroy: true });
+
+/** The reason a losing attempt's signal is aborted with. */
+function lostError(): DOMException {
+  return new DOMException('another attempt of this hedged call settled first', 'AbortError');
+}
+
 /** One attempt of a hedged call: the cancellation scope of the layers below, its controller made on first read. */
 class Attempt implements Scope {
   readonly number: number;
@@ -128,9 +135,12 @@ interface Pending {
 }
 
 /**
- * The pending hedges of one policy, in due order, served by one timer. When
- * nothing is pending the timer is left armed but unreferenced, as the timeout's
- * is, so calls made one after another do not pay a timer each.
+ * The pending hedges of one policy, in due order, served by one timer. The
+ * timer never holds the process open: the attempt a hedge backs up does that
+ * (its socket, its timer), and a process whose work holds nothing open would
+ * not be kept alive by starting a copy of it. So when nothing is pending the
+ * timer is left armed, and calls made one after another neither pay a timer
+ * each nor reference and unreference it.
  */
 class HedgeTimers {
   readonly #clock: Clock;
@@ -140,7 +150,6 @@ class HedgeTimers {
   #timer: TimerHandle | undefined = undefined;
   /** When the armed timer fires. */
   #timerAt = Infinity;
-  #idle = false;
   /** Due hedges are being started: their calls may add and remove entries meanwhile. */
   #firing = false;
 
@@ -156,47 +165,43 @@ class HedgeTimers {
     if (at === entries.length) entries.push(entry);
     else entries.splice(at, 0, entry);
     this.#live++;
-    if (this.#timer !== undefined && this.#timerAt <= entry.dueAt) {
-      if (this.#idle) this.#clock.keepAlive!(this.#timer, true); // it fires early, finds nothing due and re-arms
-      this.#idle = false;
-    } else {
-      this.#rearm(entry.dueAt, now);
-    }
+    // An armed timer due no later serves this entry too: if it fires first, it finds nothing due and re-arms.
+    if (this.#timer === undefined || this.#timerAt > entry.dueAt) this.#rearm(entry.dueAt, now);
     return entry;
   }
 
   remove(entry: Pending): void {
     if (!entry.live) return;
     entry.live = false;
+    const entries = this.#entries;
+    if (!this.#firing) while (entries.length > this.#head && !entries[entries.length - 1]!.live) entries.pop(); // the newest entry goes first, mostly
     if (--this.#live === 0 && !this.#firing) this.#quiet();
   }
 
-  /** Nothing is pending: forget the entries, and let the timer go idle (unreferenced) or cancel it. */
+  /**
+   * Nothing is pending: forget the entries. The timer stays armed, unreferenced;
+   * a clock that cannot unreference timers has it cancelled instead.
+   */
   #quiet(): void {
-    this.#entries = [];
+    if (this.#entries.length !== 0) this.#entries = [];
     this.#head = 0;
-    const timer = this.#timer;
-    if (timer === undefined) return;
-    if (this.#clock.keepAlive !== undefined) {
-      this.#clock.keepAlive(timer, false);
-      this.#idle = true;
-    } else {
-      this.#clock.cancel(timer);
+    if (this.#timer !== undefined && this.#clock.keepAlive === undefined) {
+      this.#clock.cancel(this.#timer);
       this.#timer = undefined;
+      this.#timerAt = Infinity;
     }
   }
 
   #rearm(dueAt: number, now: number): void {
     if (this.#timer !== undefined) this.#clock.cancel(this.#timer);
-    this.#idle = false;
     this.#timerAt = dueAt;
-    this.#timer = this.#clock.schedule(this.#fire, Math.min(MAX_TIMER_MS, Math.max(0, dueAt - now)));
+    const timer = (this.#timer = this.#clock.schedule(this.#fire, Math.min(MAX_TIMER_MS, Math.max(0, dueAt - now))));
+    this.#clock.keepAlive?.(timer, false);
   }
 
   readonly #fire = (): void => {
     this.#timer = undefined;
     this.#timerAt = Infinity;
-    this.#idle = false;
     const now = this.#clock.now();
     this.#firing = true;
     try {
@@ -231,7 +236,10 @@ class HedgedCall<T> {
   readonly #parent: Scope | undefined;
   readonly #first: number;
   readonly #startedAt: number;
-  readonly #attempts: Attempt[] = [];
+  /** The attempts started, and the first one; the hedges' are in `#hedges`, made when one starts. */
+  #launched = 0;
+  #firstAttempt: Attempt | undefined = undefined;
+  #hedges: Attempt[] | undefined = undefined;
   #inFlight = 0;
   #settled = false;
   #pending: Pending | undefined = undefined;
@@ -273,8 +281,9 @@ class HedgedCall<T> {
 
   /** Starts the next attempt. */
   #launch(now: number): void {
-    const attempt = new Attempt(this as HedgedCall<unknown>, this.#first + this.#attempts.length, now);
-    this.#attempts.push(attempt);
+    const attempt = new Attempt(this as HedgedCall<unknown>, this.#first + this.#launched, now);
+    if (this.#launched++ === 0) this.#firstAttempt = attempt;
+    else (this.#hedges ??= []).push(attempt);
     this.#inFlight++;
     this.#chain.next(this.#index + 1, attempt, attempt.number).then(
       (value) => this.#succeeded(attempt, value),
@@ -284,7 +293,7 @@ class HedgedCall<T> {
 
   /** Schedules the next hedge, if the call may have one. */
   #arm(now: number): void {
-    if (this.#settled || this.#attempts.length > this.#policy.maxHedges) return;
+    if (this.#settled || this.#launched > this.#policy.maxHedges) return;
     const delayMs = this.#policy.delay();
     if (delayMs === Infinity) return;
     if (this.#parent !== undefined && this.#watching === undefined) {
@@ -292,7 +301,7 @@ class HedgedCall<T> {
       if (signal.aborted) return; // the attempts see it through their own signals
       watchAbort((this.#watching = signal), this);
     }
-    this.#context ??= new AsyncResource('breakwater.hedge', { requireManualDestroy: true });
+    this.#context ??= new AsyncResource('breakwater.hedge', CONTEXT_OPTIONS);
     this.#pending = this.#policy.timers.add(this as HedgedCall<unknown>, now, delayMs);
   }
 
@@ -304,7 +313,7 @@ class HedgedCall<T> {
   #due(now: number): void {
     this.#pending = undefined;
     if (this.#settled) return;
-    if (this.#policy.spend(this.#first + this.#attempts.length, now - this.#startedAt)) {
+    if (this.#policy.spend(this.#first + this.#launched, now - this.#startedAt)) {
       this.#launch(now);
       this.#arm(now);
     } else {
@@ -342,7 +351,7 @@ class HedgedCall<T> {
       return;
     }
     const now = this.#policy.clock.now();
-    if (this.#attempts.length <= this.#policy.maxHedges && this.#policy.spend(this.#first + this.#attempts.length, now - this.#startedAt)) {
+    if (this.#launched <= this.#policy.maxHedges && this.#policy.spend(this.#first + this.#launched, now - this.#startedAt)) {
       this.#cancelTimer();
       this.#launch(now);
       this.#arm(now);
@@ -361,9 +370,15 @@ class HedgedCall<T> {
     this.#settled = true;
     this.#cancelTimer();
     this.#unwatch();
-    for (const attempt of this.#attempts) {
-      if (attempt === winner) attempt.release();
-      else attempt.abort((reason ??= new DOMException('another attempt of this hedged call settled first', 'AbortError')));
+    const first = this.#firstAttempt!;
+    const hedges = this.#hedges;
+    if (first === winner) first.release();
+    else first.abort((reason ??= lostError()));
+    if (hedges !== undefined) {
+      for (const attempt of hedges) {
+        if (attempt === winner) attempt.release();
+        else attempt.abort((reason ??= lostError()));
+      }
     }
     if (ok) this.#resolve(result as T);
     else this.#reject(result);

@@ -44,6 +44,38 @@ describe('hedge', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('the hedge timer never holds the process open, and ends by itself once nothing is pending', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    const slow = track(h.execute(({ signal }) => delayed(clock, 500, 'slow', signal)));
+    expect(clock.scheduledTimers).toBe(2); // the work's own timer, and the hedge's
+    expect(clock.pendingTimers).toBe(1); // only the work's holds the process open
+    expect(await h.execute(() => 'fast')).toBe('fast');
+    await clock.advance(60); // the hedge started; the timer has nothing more to do
+    await clock.advance(500);
+    expect(slow.value).toBe('slow');
+    expect(clock.scheduledTimers).toBe(0);
+    for (let i = 0; i < 3; i++) await h.execute(() => i); // calls one after another: one idle timer, due at the first one's delay
+    expect(clock.scheduledTimers).toBe(1);
+    await clock.advance(50);
+    expect(clock.scheduledTimers).toBe(0);
+  });
+
+  it('with a clock that cannot unreference timers, the timer is cancelled when no hedge is pending', async () => {
+    const fake = new FakeClock();
+    const clock = { now: () => fake.now(), schedule: fake.schedule.bind(fake), cancel: fake.cancel.bind(fake) };
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    const a = track(h.execute(({ signal }) => delayed(fake, 20, 'a', signal)));
+    const b = track(h.execute(({ signal }) => delayed(fake, 10, 'b', signal)));
+    expect(fake.scheduledTimers).toBe(3);
+    await fake.advance(10);
+    expect(b.value).toBe('b');
+    expect(fake.scheduledTimers).toBe(2); // a's work and the hedge timer, still due for a
+    await fake.advance(10);
+    expect(a.value).toBe('a');
+    expect(fake.scheduledTimers).toBe(0);
+  });
+
   it('a failed attempt with nothing else running hedges at once; when every attempt fails, the last error is the result', async () => {
     const clock = new FakeClock();
     const h = hedge({ delayMs: 50, maxHedges: 2, maxExtraLoad: 1, clock });
@@ -190,7 +222,8 @@ describe('hedge', () => {
     }
     expect(h.currentDelayMs).toBe(5); // two quick successes: the median is 1 ms, the floor 5
     const b = slow('b'); // due at 2 + 5 = 7, before a's hedge
-    expect(clock.pendingTimers).toBe(3); // the two slow attempts' own timers, and one for both hedges
+    expect(clock.scheduledTimers).toBe(3); // the two slow attempts' own timers, and one for both hedges
+    expect(clock.pendingTimers).toBe(2); // which never holds the process open: the attempts do
     await clock.advance(5);
     expect(started).toEqual(['a1@0', 'b1@2', 'b2@7']);
     await clock.advance(1);

@@ -117,6 +117,18 @@ export function tables(results: RunResults, sizes: Sizes, targets: readonly Targ
     ]),
   });
   out.push({
+    title: "1e. Issue 12's policies alone against the circuit breaker alone, of this build and of the last commit before the core redesign (side by side; processes of their own, median over processes)",
+    header: ['policy alone', 'per call', "× the earlier build's breaker", "× this build's breaker", 'per process', 'target'],
+    rows: rowsOf(results, 'alone').map((r) => [
+      r.label,
+      fmtNs(r.value),
+      r.extra?.['xBefore'] === undefined ? '' : fmtRatio(r.extra['xBefore']),
+      r.extra?.['xBreaker'] === undefined ? '' : fmtRatio(r.extra['xBreaker']),
+      (r.samples ?? []).map((d) => d.toFixed(0)).join(', ') + ' ns',
+      target(r),
+    ]),
+  });
+  out.push({
     title: '2. Failure path, per call',
     header: ['scenario', 'library', 'median', '× reference', 'reference', '× bare call', '× new Error()', 'target'],
     rows: rowsOf(results, 'failure').map((r) => [

@@ -2,7 +2,7 @@
 import type { Library } from '../subjects/subject.ts';
 
 /** The four groups of issue 6 (memory's idle-timer count is its own table). */
-export type GroupName = 'success' | 'concurrent' | 'paired' | 'baseline' | 'failure' | 'memory' | 'timers' | 'scale' | 'http' | 'redis';
+export type GroupName = 'success' | 'concurrent' | 'paired' | 'baseline' | 'alone' | 'failure' | 'memory' | 'timers' | 'scale' | 'http' | 'redis';
 
 /** One measured figure. */
 export interface Row {

@@ -61,6 +61,19 @@ export function evaluateTargets(rows: readonly Row[]): TargetResult[] {
   vs('on', 'metrics on, against the baseline build', '≤ 1.25× the baseline', (v) => v <= 1.25, fmtRatio);
   vs('cost', 'metrics on versus off (this build, table 1d)', '≤ +150 ns per call', (v) => v <= 150, (v) => signed(v));
   vs('cockatiel', "cockatiel's wrap of the five + prom-client", '≥ 8× dearer than Breakwater, metrics on', (v) => v >= 8, fmtRatio);
+  // Issue 12: each of its policies alone costs no more than the breaker did when the issue
+  // was written (the last commit before the core redesign), measured side by side (table 1e).
+  for (const [key, name] of [['throttle', 'throttle'], ['aimd', 'adaptiveLimit (aimd)'], ['gradient', 'adaptiveLimit (gradient)'], ['hedge', 'hedge']] as const) {
+    const r = get(`alone.${key}`);
+    const x = r?.extra?.['xBefore'];
+    const figure = `${name} alone`;
+    const goal = "≤ the breaker alone of the build before the core redesign";
+    out.push(
+      r === undefined || x === undefined
+        ? missing(figure, goal)
+        : { rowId: r.id, figure, target: goal, measured: `${fmtRatio(x)} (${fmtNs(r.value)}; ${fmtRatio(r.extra!['xBreaker']!)} this build's breaker)`, met: x <= 1 },
+    );
+  }
   const windows = WINDOW_FILLS.map((fill) => get(`fail.window.bw.${fill}`));
   WINDOW_FILLS.forEach((fill, i) => {
     const r = windows[i];
