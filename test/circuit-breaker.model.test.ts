@@ -1,7 +1,7 @@
 /**
  * Model-based test of the circuit breaker: fast-check runs random sequences of
  * calls (started, then settled as successes, failures, ignored errors, slow
- * calls or caller aborts, in any order and with any concurrency), clock
+ * calls or caller aborts (slow ones count as slow), in any order and with any concurrency), clock
  * advances, state reads, isolations, releases and resets against the real
  * breaker and against a small reference model of the state machine, and
  * compares every admission, rejection, retryAfterMs, state change and snapshot.
@@ -162,7 +162,8 @@ class Model {
     const [call] = this.pending.splice(index, 1);
     const slow = this.config.slow !== undefined && this.now - call!.startedAt >= this.config.slow.ms;
     if (call!.generation !== this.generation) return;
-    if (outcome === 'ignored' || outcome === 'abort') {
+    // A caller's abort is ignored, unless the call had run slowCallMs by then: a slow call, not a failure.
+    if (outcome === 'ignored' || (outcome === 'abort' && !slow)) {
       if (call!.probe) this.probes--;
       return;
     }

@@ -14,6 +14,7 @@ import {
   type Clock,
   constant,
   exponential,
+  hedge,
   IsolatedCircuitError,
   isBrokenCircuitError,
   isIsolatedCircuitError,
@@ -267,6 +268,60 @@ describe('circuitBreaker: slow calls', () => {
     track(breaker.execute(slowCall(clock, 20, 'fail')));
     await clock.advance(20);
     expect(changes.at(-1)!.reason).toBe('failure-rate');
+  });
+
+  it("counts a call its caller aborted after slowCallMs as slow, not failed; one aborted sooner is ignored", async () => {
+    const { clock, breaker, changes } = setup({ minimumCalls: 2, failureRateThreshold: 0.5, slowCallMs: 100, slowCallRateThreshold: 1 });
+    const abortedAfter = async (ms: number) => {
+      const controller = new AbortController();
+      const call = track(
+        breaker.execute(({ signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true })), {
+          signal: controller.signal,
+        }),
+      );
+      await clock.advance(ms);
+      controller.abort();
+      await clock.flush();
+      expect(call.status).toBe('rejected');
+    };
+    await abortedAfter(99); // not slow: it does not enter the window
+    expect(breaker.state).toBe('closed');
+    await abortedAfter(100); // slow: 1 call, slow
+    expect(breaker.state).toBe('closed'); // below minimumCalls
+    await abortedAfter(150); // 2 calls, both slow, neither failed
+    expect(breaker.state).toBe('open');
+    expect(changes.at(-1)!.reason).toBe('slow-call-rate');
+  });
+
+  it('a hedge above a breaker: the losing attempt that ran past slowCallMs reaches the breaker as slow', async () => {
+    const clock = new FakeClock();
+    const breaker = circuitBreaker({ minimumCalls: 2, slowCallMs: 100, slowCallRateThreshold: 0.5, clock });
+    const changes: StateChangeEvent[] = [];
+    breaker.onStateChange((e) => changes.push(e));
+    const replica = pipeline({ name: 'replica' }, breaker); // under the hedge's attempt signal, as a per-replica pipeline is
+    const h = hedge({ delayMs: 120, maxExtraLoad: 1, clock });
+    const lost: AbortSignal[] = [];
+    const call = track(
+      h.execute(({ attempt, signal }) =>
+        replica.execute(
+          ({ signal: inner }) => {
+            if (attempt === 1) lost.push(inner);
+            return new Promise<number>((resolve, reject) => {
+              const timer = clock.schedule(() => resolve(attempt), attempt === 1 ? 1_000 : 10);
+              inner.addEventListener('abort', () => (clock.cancel(timer), reject(inner.reason)), { once: true });
+            });
+          },
+          { signal },
+        ),
+      ),
+    );
+    await clock.advance(130); // the hedge started at 120 and won at 130; the first attempt lost after 130 ms
+    expect(call.value).toBe(2);
+    expect(lost[0]!.aborted).toBe(true);
+    // The breaker saw a fast success and a slow abort: 1 slow of 2 calls.
+    expect(breaker.state).toBe('open');
+    expect(changes.at(-1)!.reason).toBe('slow-call-rate');
+    expect(clock.pendingTimers).toBe(0);
   });
 
   it('reopens on a slow probe', async () => {

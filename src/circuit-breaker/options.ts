@@ -80,7 +80,10 @@ export interface CircuitBreakerOptions {
   readonly minimumCalls?: number;
   /** Which calls the rates are computed over. Default `{ kind: 'time', ms: 10_000, buckets: 10 }`. */
   readonly window?: TimeWindowOptions | CountWindowOptions;
-  /** A call that takes `slowCallMs` or longer is slow. Give it together with `slowCallRateThreshold`. */
+  /**
+   * A call that takes `slowCallMs` or longer is slow, also one its caller aborted
+   * after that long. Give it together with `slowCallRateThreshold`.
+   */
   readonly slowCallMs?: number;
   /**
    * The breaker opens when the share of slow calls (successful or not) reaches
@@ -91,7 +94,8 @@ export interface CircuitBreakerOptions {
    * Decides which errors count as failures. An error it returns `false` for is
    * neither a failure nor a success: it does not enter the statistics at all.
    * Default: every error except Breakwater's own rejections (`isRejection`).
-   * The caller's own abort never counts, whatever `handle` says.
+   * The caller's own abort is never a failure, whatever `handle` says (it is a
+   * slow call if it came after `slowCallMs`).
    */
   readonly handle?: (error: unknown) => boolean;
   /**

@@ -31,6 +31,8 @@ import { CountWindow, FAILURE, SLOW, TimeWindow, type Window } from './window.ts
 const SUCCEEDED = 0;
 const FAILED = 1;
 const IGNORED = 2;
+/** The caller aborted the call: ignored, unless it had run `slowCallMs` or longer by then (then slow). */
+const ABORTED = 3;
 
 const OPEN_MESSAGE = 'the circuit is open: the call was not made';
 const HALF_OPEN_MESSAGE = 'the circuit is half-open and every probe slot is taken: the call was not made';
@@ -248,7 +250,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
         return value;
       },
       (error: unknown) => {
-        this.#settle(generation, probe, startedAt, chain.isCallerAbort(error) ? IGNORED : FAILED, error);
+        this.#settle(generation, probe, startedAt, chain.isCallerAbort(error) ? ABORTED : FAILED, error);
         throw error;
       },
     );
@@ -303,6 +305,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
         if (emitter !== undefined && emitter.active) emitter.emit({ durationMs, error });
       }
     }
+    // An abort says nothing of the dependency, except that the call had run this long:
+    // a hedge's losing attempt, or a caller who gave up, past slowCallMs is a slow call.
+    if (result === ABORTED) result = slow ? SUCCEEDED : IGNORED;
     // A result from before the last transition never counts.
     const current = generation === this.#generation;
     if (current && probe === probe) {
