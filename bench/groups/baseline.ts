@@ -51,7 +51,7 @@ export async function baselineGroup(profile: Profile, results: RunResults, log: 
     });
   row('off', `metrics off: this build ÷ ${rev}`, (r) => r.offRatio, 'count', { now: ns('newOff'), before: ns('oldOff') });
   row('on', `metrics on: this build ÷ ${rev}`, (r) => r.onRatio, 'count', { now: ns('newOn'), before: ns('oldOn') });
-  row('cost', 'metrics on − metrics off (this build)', (r) => r.metricsCostNs, 'ns', { now: ns('newOn'), before: ns('newOff') });
+  row('cost', 'metrics on − metrics off (this build; judged in table 1c)', (r) => r.metricsCostNs, 'ns', { now: ns('newOn'), before: ns('newOff') });
   row('cockatiel', 'cockatiel wrap of the five + prom-client ÷ this build, metrics on', (r) => r.cockatielRatio, 'count', {
     now: ns('cockatiel'),
     before: ns('newOn'),

@@ -258,7 +258,7 @@ export function textReport(results: RunResults, targets: readonly TargetResult[]
     if (t.rows.length === 0) continue;
     parts.push(t.title, textTable(t.header, t.rows), '');
   }
-  parts.push('Targets (issue 6)', textTable(['figure', 'target', 'measured', 'status'], targetRows(targets)), '');
+  parts.push('Targets', textTable(['figure', 'target', 'measured', 'status'], targetRows(targets)), '');
   parts.push('Headline', ...headline(results).map((l) => `  ${l}`), '');
   if (results.notes.length > 0) parts.push('Notes', ...results.notes.map((n) => `  - ${n}`), '');
   if (results.failures.length > 0) {

@@ -1,4 +1,4 @@
-/** The targets of issue 6, evaluated against a run's rows. */
+/** The targets of issues 6, 11 and 12, evaluated against a run's rows. */
 import { WINDOW_FILLS } from '../groups/failure.ts';
 import { type Row, rowOf, type TargetResult } from './results.ts';
 import { fmtBytes, fmtNs, fmtRatio } from './format.ts';
@@ -59,7 +59,8 @@ export function evaluateTargets(rows: readonly Row[]): TargetResult[] {
   };
   vs('off', 'metrics off, against the baseline build', '≤ 1.1× the baseline', (v) => v <= 1.1, fmtRatio);
   vs('on', 'metrics on, against the baseline build', '≤ 1.25× the baseline', (v) => v <= 1.25, fmtRatio);
-  vs('cost', 'metrics on versus off (this build, table 1d)', '≤ +150 ns per call', (v) => v <= 150, (v) => signed(v));
+  // (Table 1d's own on − off row is shown, not judged: it is the difference of two medians over
+  // three processes that also run four other subjects; table 1c pairs the two for this.)
   vs('cockatiel', "cockatiel's wrap of the five + prom-client", '≥ 8× dearer than Breakwater, metrics on', (v) => v >= 8, fmtRatio);
   // Issue 12: each of its policies alone costs no more than the breaker did when the issue
   // was written (the last commit before the core redesign), measured side by side (table 1e).
