@@ -63,7 +63,16 @@ describe('openTelemetry.attachGate metrics', () => {
     const registry = new Registry();
     const api = twoClassGate();
     const edge = httpGate({ name: 'edge', adaptive: { algorithm: aimd(), initialLimit: 2, maxLimit: 10 } });
-    api.tryAcquire(); // before attaching: neither sink counts it
+    // Before attaching: one request stays in flight; the others, and a shed one on each gate, are over. Neither sink counts them.
+    const early = [api.tryAcquire(), api.tryAcquire(), api.tryAcquire(), api.tryAcquire()];
+    expect(early[3]).toBeUndefined(); // shed: the health class holds the fourth slot
+    early[1]!.release();
+    early[2]!.release();
+    const edgeEarly = [edge.tryAcquire(), edge.tryAcquire(), edge.tryAcquire()];
+    expect(edgeEarly[2]).toBeUndefined();
+    edgeEarly[0]!.release();
+    edgeEarly[1]!.release();
+    await Promise.resolve();
     openTelemetry({ meterProvider: sdk.meterProvider, attributes: { region: 'eu-1' } }).attachGate(api, edge);
     prometheusMetrics({ registry, labels: { region: 'eu-1' } }).attachGate(api, edge);
     expectSameFacts(await scrape(registry), await sdk.collect());
