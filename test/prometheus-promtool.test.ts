@@ -112,19 +112,25 @@ describe('alert rules and dashboard use only the metric contract', () => {
     }
   });
 
-  it('breakwater.json: one panel per metric family at least, every query templated by $pipeline', () => {
+  it('breakwater.json: one panel per metric family at least, every query templated by $pipeline (a gate\'s by $gate)', () => {
     const dashboard = JSON.parse(readFileSync(`${root}docs/grafana/breakwater.json`, 'utf8')) as {
       templating: { list: { name: string; query: unknown }[] };
       panels: { title: string; targets: { expr: string }[] }[];
     };
     const variable = dashboard.templating.list.find((v) => v.name === 'pipeline');
     expect(JSON.stringify(variable?.query)).toContain('label_values(breakwater_calls_total, pipeline)');
+    const gate = dashboard.templating.list.find((v) => v.name === 'gate');
+    expect(JSON.stringify(gate?.query)).toContain('label_values(breakwater_http_requests_total, gate)');
     const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
     for (const expr of exprs) {
       for (const name of used(expr)) expect(names.has(name), name).toBe(true);
-      expect(expr).toContain('pipeline=~"$pipeline"');
+      // Every selector of the query is templated: a gate's families by $gate, the others by $pipeline.
+      for (const [, family, selector] of expr.matchAll(/breakwater_([a-z_]+)\{([^}]*)\}/g)) {
+        expect(selector, expr).toContain((GATE_FAMILIES as readonly string[]).includes(family!) ? 'gate=~"$gate"' : 'pipeline=~"$pipeline"');
+      }
+      expect(expr).not.toMatch(/breakwater_[a-z_]+(?![a-z_{])/); // no selector without labels
     }
-    for (const family of FAMILIES) {
+    for (const family of [...FAMILIES, ...GATE_FAMILIES]) {
       expect(
         dashboard.panels.some((p) => p.targets.some((t) => t.expr.includes(`breakwater_${family}`))),
         family,

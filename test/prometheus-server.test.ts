@@ -80,6 +80,7 @@ function panelQueries(): { panel: string; expr: string }[] {
       panel: panel.title,
       expr: t.expr
         .replaceAll('$pipeline', '.*')
+        .replaceAll('$gate', '.*')
         .replaceAll('$__rate_interval', '1m')
         .replaceAll('$__range', '1m')
         .replaceAll('$__interval', '5s'),
