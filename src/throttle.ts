@@ -185,7 +185,7 @@ export class ThrottlePolicy extends PolicyBase {
       if (probability > 0 && this.#random() < probability) return Promise.reject(this.#refuse(now, probability, chain.pipeline));
     }
     return chain.next(index + 1, scope, attempt).then(this.#accepted as (value: T) => T, (error: unknown) => {
-      this.#settleFailed(chain, error);
+      this.#settleFailed(chain, scope, error);
       throw error;
     });
   }
@@ -208,8 +208,8 @@ export class ThrottlePolicy extends PolicyBase {
   }
 
   /** A call let through failed: count it, unless the dependency never answered it. */
-  #settleFailed(chain: Chain<unknown>, error: unknown): void {
-    if (chain.isCallerAbort(error) || isRejection(error)) return;
+  #settleFailed(chain: Chain<unknown>, scope: Scope | undefined, error: unknown): void {
+    if (isRejection(error) || chain.isStoppedFromOutside(error, scope)) return;
     let refused = true;
     try {
       refused = this.#handle(error) === true;

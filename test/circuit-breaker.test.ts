@@ -324,6 +324,54 @@ describe('circuitBreaker: slow calls', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('in one pipeline with a hedge outside it, a losing attempt is not a failure: ignored, or slow if it took slowCallMs', async () => {
+    const clock = new FakeClock();
+    const breaker = circuitBreaker({ minimumCalls: 1, failureRateThreshold: 0.5, slowCallMs: 100, slowCallRateThreshold: 0.6, clock });
+    const p = pipeline(hedge({ delayMs: 10, maxExtraLoad: 1, clock }), breaker);
+    const run = (firstMs: number, hedgeMs: number) =>
+      track(
+        p.execute(({ attempt, signal }) => new Promise((resolve, reject) => {
+          const timer = clock.schedule(() => resolve(attempt), attempt === 1 ? firstMs : hedgeMs);
+          signal.addEventListener('abort', () => (clock.cancel(timer), reject(signal.reason)), { once: true });
+        })),
+      );
+    const fast = run(1_000, 10); // the hedge wins at 20; the loser is aborted after 20 ms
+    await clock.advance(20);
+    expect(fast.value).toBe(2);
+    expect(breaker.state).toBe('closed'); // one fast success; the loser did not count
+    const slow = run(1_000, 100); // the hedge wins at 110; the loser is aborted after 110 ms
+    await clock.advance(110);
+    expect(slow.value).toBe(2);
+    expect(breaker.state).toBe('open'); // the 100 ms win made 1 slow of 2 (below 0.6); the 110 ms loser, 2 of 3
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a call an outer deadline stopped is not a failure of the dependency', async () => {
+    const clock = new FakeClock();
+    const breaker = circuitBreaker({ minimumCalls: 1, clock });
+    const call = track(pipeline(timeout({ ms: 50, clock }), breaker).execute(({ signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))));
+    await clock.advance(50);
+    expect(call.error).toBeInstanceOf(TimeoutError);
+    expect(breaker.state).toBe('closed'); // with the timeout inside the breaker, it would have opened
+  });
+
+  it('judges an aborted call slow by when it settled: work that gives up late took that long', async () => {
+    const { clock, breaker, changes } = setup({ minimumCalls: 1, slowCallMs: 100, slowCallRateThreshold: 1 });
+    const controller = new AbortController();
+    const call = track(
+      breaker.execute(({ signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => clock.schedule(() => reject(signal.reason), 100), { once: true })), {
+        signal: controller.signal,
+      }),
+    );
+    await clock.advance(50);
+    controller.abort(); // at 50 ms; the work gives up at 150 ms
+    await clock.advance(99);
+    expect(breaker.state).toBe('closed');
+    await clock.advance(1);
+    expect(call.status).toBe('rejected');
+    expect(changes.at(-1)!.reason).toBe('slow-call-rate');
+  });
+
   it('reopens on a slow probe', async () => {
     const { clock, breaker, changes } = setup({ minimumCalls: 1, halfOpenAfterMs: 1_000, slowCallMs: 100, slowCallRateThreshold: 1 });
     await fail(breaker);

@@ -8,6 +8,7 @@ import { describe, expect, it, vi } from 'vitest';
 import {
   bulkhead,
   circuitBreaker,
+  hedge,
   isRejection,
   isThrottledError,
   pipeline,
@@ -18,6 +19,7 @@ import {
   type ThrottleOptions,
   type ThrottleRejectEvent,
   timeout,
+  TimeoutError,
 } from '../src/index.ts';
 import { FakeClock, seededRandom } from '../src/testing/index.ts';
 import { never, track } from './helpers.ts';
@@ -177,6 +179,26 @@ describe('throttle: what counts', () => {
     await expect(q.execute(ok)).rejects.toMatchObject({ code: 'ERR_BREAKWATER_BULKHEAD_REJECTED' });
     expect(t.requests).toBe(0);
     void held;
+  });
+
+  it('never counts a call a layer outside stopped: a hedge\'s losing attempt, an outer deadline', async () => {
+    const clock = new FakeClock();
+    const t = throttle({ clock, random: () => 0, minimumRequests: 1 });
+    const hedged = pipeline(hedge({ delayMs: 10, maxExtraLoad: 1, clock }), t);
+    const call = track(
+      hedged.execute(({ attempt, signal }) => new Promise((resolve, reject) => {
+        const timer = clock.schedule(() => resolve(attempt), attempt === 1 ? 1_000 : 5);
+        signal.addEventListener('abort', () => (clock.cancel(timer), reject(signal.reason)), { once: true });
+      })),
+    );
+    await clock.advance(15); // the hedge won at 15; the first attempt was aborted
+    expect(call.value).toBe(2);
+    expect([t.requests, t.accepts]).toEqual([1, 1]); // the winner only
+    const deadline = track(pipeline(timeout({ ms: 100, clock }), t).execute(() => never()));
+    await clock.advance(100);
+    expect(deadline.error).toBeInstanceOf(TimeoutError);
+    expect([t.requests, t.accepts]).toEqual([1, 1]);
+    expect(clock.pendingTimers).toBe(0);
   });
 
   it('counts a timeout inside as a refusal', async () => {

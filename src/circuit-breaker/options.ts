@@ -81,8 +81,8 @@ export interface CircuitBreakerOptions {
   /** Which calls the rates are computed over. Default `{ kind: 'time', ms: 10_000, buckets: 10 }`. */
   readonly window?: TimeWindowOptions | CountWindowOptions;
   /**
-   * A call that takes `slowCallMs` or longer is slow, also one its caller aborted
-   * after that long. Give it together with `slowCallRateThreshold`.
+   * A call that takes `slowCallMs` or longer is slow, also one stopped from outside
+   * (the caller, a hedge, an outer deadline) that had taken that long when it settled. Give it together with `slowCallRateThreshold`.
    */
   readonly slowCallMs?: number;
   /**
@@ -94,8 +94,8 @@ export interface CircuitBreakerOptions {
    * Decides which errors count as failures. An error it returns `false` for is
    * neither a failure nor a success: it does not enter the statistics at all.
    * Default: every error except Breakwater's own rejections (`isRejection`).
-   * The caller's own abort is never a failure, whatever `handle` says (it is a
-   * slow call if it came after `slowCallMs`).
+   * A call the caller, or a layer outside, stopped is never a failure, whatever
+   * `handle` says (it is a slow call if it had taken `slowCallMs` when it settled).
    */
   readonly handle?: (error: unknown) => boolean;
   /**

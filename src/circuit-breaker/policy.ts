@@ -31,7 +31,7 @@ import { CountWindow, FAILURE, SLOW, TimeWindow, type Window } from './window.ts
 const SUCCEEDED = 0;
 const FAILED = 1;
 const IGNORED = 2;
-/** The caller aborted the call: ignored, unless it had run `slowCallMs` or longer by then (then slow). */
+/** The call was stopped from outside (the caller's abort, a hedge's loser, an outer deadline): ignored, unless it had taken `slowCallMs` or longer when it settled (then slow). */
 const ABORTED = 3;
 
 const OPEN_MESSAGE = 'the circuit is open: the call was not made';
@@ -250,7 +250,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
         return value;
       },
       (error: unknown) => {
-        this.#settle(generation, probe, startedAt, chain.isCallerAbort(error) ? ABORTED : FAILED, error);
+        this.#settle(generation, probe, startedAt, chain.isStoppedFromOutside(error, scope) ? ABORTED : FAILED, error);
         throw error;
       },
     );
@@ -305,8 +305,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
         if (emitter !== undefined && emitter.active) emitter.emit({ durationMs, error });
       }
     }
-    // An abort says nothing of the dependency, except that the call had run this long:
-    // a hedge's losing attempt, or a caller who gave up, past slowCallMs is a slow call.
+    // A call stopped from outside says nothing of the dependency, except how long it took:
+    // past slowCallMs (a hedge's slow losing attempt, a caller who gave up) it is a slow call.
     if (result === ABORTED) result = slow ? SUCCEEDED : IGNORED;
     // A result from before the last transition never counts.
     const current = generation === this.#generation;

@@ -141,6 +141,17 @@ export class Chain<T = unknown> {
     const signal = this.callerSignal;
     return signal !== undefined && signal.aborted && signal.reason === error;
   }
+
+  /**
+   * True when a call that failed with `error` was stopped from outside the layer
+   * that asks, not failed by the dependency: the caller's own abort, or an abort
+   * of `scope`, the scope a layer outside gave the call (a hedge stopping its
+   * losing attempt, an outer deadline). Policies that judge the dependency by its
+   * failures leave such calls out. Reads `scope.signal`: ask on failures only.
+   */
+  isStoppedFromOutside(error: unknown, scope: Scope | undefined): boolean {
+    return this.isCallerAbort(error) || (scope !== undefined && scope.signal.aborted);
+  }
 }
 
 class Context implements WorkContext {
