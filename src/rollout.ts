@@ -337,7 +337,7 @@ export class RolloutPolicy<E> extends PolicyBase<E> {
       },
       (error: unknown) => {
         this.#inFlight.delete(exposure);
-        if (chain.isCallerAbort(error) || (scope !== undefined && scope.signal.aborted)) throw error;
+        if (chain.isStoppedFromOutside(error, scope)) throw error;
         if (exposure.ran && !exposure.wasCut && !isRejection(error)) this.#record(this.#experiment, exposure, FAILURE);
         const emitter = this.#failed;
         if (emitter !== undefined && emitter.active) emitter.emit({ error });
@@ -354,7 +354,7 @@ export class RolloutPolicy<E> extends PolicyBase<E> {
         return value;
       },
       (error: unknown) => {
-        if (!chain.isCallerAbort(error) && !isRejection(error)) this.#stable.calls.record(this.#clock.now(), FAILURE);
+        if (!isRejection(error) && !chain.isStoppedFromOutside(error, scope)) this.#stable.calls.record(this.#clock.now(), FAILURE);
         throw error;
       },
     );

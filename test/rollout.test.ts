@@ -232,6 +232,35 @@ describe('rollout', () => {
     expect(r.share).toBe(1);
   });
 
+  it('a stable call a layer outside stopped (an outer timeout) is not a failure of the stable path', async () => {
+    const clock = new FakeClock();
+    const rollbacks: RolloutRollback[] = [];
+    let n = 0;
+    const r = rollout({
+      experimental: () => (n++ % 2 === 0 ? Promise.reject(new Error('new code broke')) : 'new'), // fails half of the time
+      share: 0.5,
+      rampStep: 1,
+      minimumCalls: 20,
+      errorRateMargin: 0.3,
+      clock,
+      random: seededRandom(3),
+      breaker: { minimumCalls: 1_000 },
+    });
+    r.onRollback((e) => rollbacks.push(e));
+    const p = pipeline(timeout({ ms: 50, clock }), r);
+    // The stable path never answers in time: the outer timeout stops each of its calls.
+    for (let i = 0; i < 120 && rollbacks.length === 0; i++) {
+      const call = track(p.execute(({ signal }) => delayed(clock, 10_000, 'stable', signal)));
+      await clock.advance(50);
+      await settle();
+      expect(call.status).not.toBe('pending');
+    }
+    // Counted as stable failures, the stopped calls would make the stable path look worse than the experiment.
+    expect(rollbacks).toHaveLength(1);
+    expect(rollbacks[0]).toMatchObject({ reason: 'error-rate', stableRate: 0 });
+    expect(rollbacks[0]!.experimentalRate).toBeGreaterThanOrEqual(0.3);
+  });
+
   it('inside a pipeline, layers inside it apply to the stable path; an outer timeout still ends the experiment', async () => {
     const clock = new FakeClock();
     const r = rollout({ experimental: ({ signal }) => delayed(clock, 5_000, 'new', signal), share: 1, rampStep: 1, clock });
