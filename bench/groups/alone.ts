@@ -4,9 +4,9 @@
  * commit before the core redesign (bench/alone.ts), side by side in processes
  * of their own. One row per policy, each the median over processes.
  */
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { median, type Profile } from '../lib/measure.ts';
+import { runProcesses } from '../lib/processes.ts';
 import { checkSane, type RunResults } from '../lib/results.ts';
 
 /** What one child prints last (see bench/alone.ts). */
@@ -27,16 +27,8 @@ const POLICIES = [
 /** Measures the comparison in a few children and adds the `alone.*` rows. */
 export async function aloneGroup(profile: Profile, results: RunResults, log: (line: string) => void): Promise<void> {
   const processes = profile.name === 'quick' ? 1 : 3;
-  const runs: AloneResult[] = [];
-  for (let i = 0; i < processes; i++) {
-    log(`  each alone against the breaker: process ${i + 1} of ${processes}`);
-    const args = [SCRIPT, ...(profile.name === 'quick' ? ['--quick'] : ['--rounds=7'])];
-    const child = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    if (child.status !== 0) throw new Error(`bench/alone.ts exited with status ${child.status}`);
-    const run = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as AloneResult;
-    for (const [name, ns] of Object.entries(run.ns)) checkSane(`alone ${name}`, ns);
-    runs.push(run);
-  }
+  const runs = runProcesses<AloneResult>(SCRIPT, profile.name === 'quick' ? ['--quick'] : ['--rounds=7'], processes, 'each alone against the breaker', log);
+  for (const run of runs) for (const [name, ns] of Object.entries(run.ns)) checkSane(`alone ${name}`, ns);
   const rev = runs[0]!.rev;
   const ns = (key: keyof AloneResult['ns']): number => median(runs.map((r) => r.ns[key]));
   results.rows.push({

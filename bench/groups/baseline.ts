@@ -5,9 +5,9 @@
  * cockatiel's `wrap` of the same five with prom-client. One row per figure,
  * each the median over processes.
  */
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { median, type Profile } from '../lib/measure.ts';
+import { runProcesses } from '../lib/processes.ts';
 import { checkSane, type RunResults } from '../lib/results.ts';
 
 /** What one child prints last (see bench/baseline.ts). */
@@ -25,16 +25,8 @@ const SCRIPT = fileURLToPath(new URL('../baseline.ts', import.meta.url));
 /** Measures the comparison in a few children and adds the `baseline.*` rows. */
 export async function baselineGroup(profile: Profile, results: RunResults, log: (line: string) => void): Promise<void> {
   const processes = profile.name === 'quick' ? 1 : 3;
-  const runs: BaselineResult[] = [];
-  for (let i = 0; i < processes; i++) {
-    log(`  against the baseline build: process ${i + 1} of ${processes}`);
-    const args = [SCRIPT, ...(profile.name === 'quick' ? ['--quick'] : [])];
-    const child = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    if (child.status !== 0) throw new Error(`bench/baseline.ts exited with status ${child.status}`);
-    const run = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as BaselineResult;
-    for (const [name, ns] of Object.entries(run.ns)) checkSane(`baseline ${name}`, ns);
-    runs.push(run);
-  }
+  const runs = runProcesses<BaselineResult>(SCRIPT, profile.name === 'quick' ? ['--quick'] : [], processes, 'against the baseline build', log);
+  for (const run of runs) for (const [name, ns] of Object.entries(run.ns)) checkSane(`baseline ${name}`, ns);
   const rev = runs[0]!.rev;
   const ns = (key: keyof BaselineResult['ns']): number => median(runs.map((r) => r.ns[key]));
   const row = (id: string, label: string, pick: (r: BaselineResult) => number, unit: 'ns' | 'count', extra?: Record<string, number>) =>

@@ -7,9 +7,9 @@
  * policies with metrics off and on, paired rounds in alternating order, in
  * processes of their own, reporting the median over processes.
  */
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { median, type Profile } from '../lib/measure.ts';
+import { runProcesses } from '../lib/processes.ts';
 import { checkSane, type RunResults } from '../lib/results.ts';
 
 /** What one child prints (see bench/prometheus-overhead.ts, `--pair`). */
@@ -26,16 +26,11 @@ const SCRIPT = fileURLToPath(new URL('../prometheus-overhead.ts', import.meta.ur
 export async function pairedGroup(profile: Profile, results: RunResults, log: (line: string) => void): Promise<void> {
   const processes = profile.name === 'quick' ? 1 : 5;
   const rounds = profile.name === 'quick' ? 3 : 11;
-  const runs: PairResult[] = [];
-  for (let i = 0; i < processes; i++) {
-    log(`  metrics on versus off: process ${i + 1} of ${processes}`);
-    const args = [SCRIPT, '--pair=0', `--rounds=${rounds}`, ...(profile.name === 'quick' ? ['--quick'] : [])];
-    const child = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    if (child.status !== 0) throw new Error(`bench/prometheus-overhead.ts --pair=0 exited with status ${child.status}`);
-    const run = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as PairResult;
+  const args = ['--pair=0', `--rounds=${rounds}`, ...(profile.name === 'quick' ? ['--quick'] : [])];
+  const runs = runProcesses<PairResult>(SCRIPT, args, processes, 'metrics on versus off', log);
+  for (const run of runs) {
     checkSane('metrics off', run.off);
     checkSane('metrics on', run.on);
-    runs.push(run);
   }
   results.rows.push({
     group: 'paired',
