@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { bulkhead, fallback, timeout } from '../src/index.ts';
+
+describe('layer protocol', () => {
+  it('wrap refuses something that is not a function, naming the policy and the value', () => {
+    expect(() => timeout({ ms: 10 }).wrap(42 as never)).toThrow(new TypeError('timeout.wrap: expected a function; received 42'));
+  });
+
+  it('a work rejecting with undefined is a failure, not the caller abort, while the caller signal is live', async () => {
+    // An unaborted signal's reason is undefined too: only an aborted signal's reason is the caller's abort.
+    const policy = fallback({ value: 'fallback value' });
+    const signal = new AbortController().signal;
+    await expect(policy.execute(() => Promise.reject(undefined), { signal })).resolves.toBe('fallback value');
+  });
+
+  it('a caller signal aborted by the work while the call descends rejects the call with its reason at once', async () => {
+    const controller = new AbortController();
+    const reason = new Error('work aborted its own caller');
+    const call = bulkhead({ maxConcurrent: 1 }).execute(
+      () => {
+        controller.abort(reason);
+        return 'finished anyway';
+      },
+      { signal: controller.signal },
+    );
+    await expect(call).rejects.toBe(reason);
+  });
+});
