@@ -33,8 +33,9 @@ describe('option checks', () => {
     );
   });
 
-  it('pipeline treats an object with execute but no _run as its options, not as a policy', () => {
+  it('pipeline treats an object with only one of execute and _run as its options, not as a policy', () => {
     expect(() => pipeline({ execute: () => {} } as never)).toThrow(/^pipeline: unknown option "execute"/);
+    expect(() => pipeline({ _run: () => {} } as never)).toThrow(/^pipeline: unknown option "_run"/);
   });
 
   it('pipeline names an uncalled factory, says nothing of an anonymous function, and says null for null', () => {
