@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bulkhead, fallback, timeout } from '../src/index.ts';
+import { bulkhead, circuitBreaker, fallback, timeout } from '../src/index.ts';
+import { FakeClock } from '../src/testing/index.ts';
 
 describe('layer protocol', () => {
   it('wrap refuses something that is not a function, naming the policy and the value', () => {
@@ -24,5 +25,19 @@ describe('layer protocol', () => {
       { signal: controller.signal },
     );
     await expect(call).rejects.toBe(reason);
+  });
+
+  it('a failure after the caller aborted still counts: only the abort reason itself is the caller abort', async () => {
+    const clock = new FakeClock();
+    const breaker = circuitBreaker({ clock, minimumCalls: 1 });
+    const controller = new AbortController();
+    let failWork: (error: Error) => void = () => {};
+    const call = breaker.execute(() => new Promise((_, reject) => (failWork = reject)), { signal: controller.signal }).catch((e: unknown) => e);
+    const reason = new Error('caller left');
+    controller.abort(reason);
+    failWork(new Error('db down'));
+    expect(await call).toBe(reason);
+    await clock.flush();
+    expect(breaker.state).toBe('open');
   });
 });

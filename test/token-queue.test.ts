@@ -108,19 +108,29 @@ describe('token queue', () => {
   it('with a deadline, refuses the head at exactly maxWaitMs after it joined, with what the source says', async () => {
     const clock = new FakeClock();
     await clock.advance(500); // a deadline counted from the join, not from time 0
-    const tokens = source({ retryInMs: 1_000, expiring: true });
+    const tokens = source({ retryInMs: 30, expiring: true }); // woken every 30 ms before the deadline
     const queue = new TokenQueue(tokens, clock, 100);
     const controller = new AbortController();
-    const call = track(queue.wait(chain('late'), 0, { signal: controller.signal }, 1, 1_000));
+    const call = track(queue.wait(chain('late'), 0, { signal: controller.signal }, 1, 30));
     await clock.advance(99);
     expect(call.status).toBe('pending');
     await clock.advance(1);
     expect(call.status).toBe('rejected');
     expect((call.error as Error).message).toBe('expired late');
-    expect(tokens.expiredWith).toEqual([1_000]);
+    expect(tokens.expiredWith).toEqual([30]);
     expect(queue.size).toBe(0);
     expect(abortListenerCount(controller.signal)).toBe(0);
     expect(clock.scheduledTimers).toBe(0);
+  });
+
+  it('with a deadline far off, arms its timer for the deadline when that comes before the token', async () => {
+    const clock = new FakeClock();
+    await clock.advance(500);
+    const queue = new TokenQueue(source({ retryInMs: 1_000, expiring: true }), clock, 100);
+    const call = track(queue.wait(chain(), 0, undefined, 1, 1_000));
+    expect(clock.nextTimerAt).toBe(600);
+    await clock.advance(100);
+    expect(call.status).toBe('rejected');
   });
 
   it('ignores maxWaitMs for a source that cannot refuse a waiter', async () => {
