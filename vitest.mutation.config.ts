@@ -5,16 +5,21 @@
  * start real servers or processes (demos, Prometheus, packaging) or read src/ as text (the security review),
  * which kill no
  * mutant the fast suites do not and would make each mutant cost seconds.
+ *
+ * `isolate: false` makes each mutant cheaper without changing which tests it runs:
+ * the test files of one run share a module graph instead of importing src/ afresh
+ * per file (about 170 ms a file; a mutant runs about 18 files). Every run still
+ * starts from fresh modules, so mutants in top-level code are still seen.
  */
 import { defineConfig, mergeConfig } from 'vitest/config';
 import base from './vitest.config.ts';
 
-export default mergeConfig(
+const config = mergeConfig(
   base,
   defineConfig({
     test: {
       typecheck: { enabled: false },
-      globalSetup: [],
+      isolate: false,
       exclude: [
         'node_modules/**',
         'test/demo-*.test.ts',
@@ -33,3 +38,7 @@ export default mergeConfig(
     },
   }),
 );
+// mergeConfig appends arrays: clear the main config's global set-up (it finds or
+// installs promtool, prometheus and redis-server, which no suite run here needs).
+config.test!.globalSetup = [];
+export default config;

@@ -64,6 +64,14 @@ describe('exponential', () => {
     expect(s.delayMs(2, -5, almostOne)).toBeLessThan(300);
   });
 
+  it('decorrelated jitter counts attempt 0 (or NaN) as 1: the previous delay is clamped to initialMs', () => {
+    const s = exponential({ initialMs: 100, maxMs: 1_000_000, jitter: 'decorrelated' });
+    const top = () => 0.999;
+    expect(s.delayMs(0, 50_000, top)).toBe(s.delayMs(1, 50_000, top));
+    expect(s.delayMs(Number.NaN, 50_000, top)).toBe(s.delayMs(1, 50_000, top));
+    expect(s.delayMs(1, 50_000, top)).toBeLessThan(300);
+  });
+
   it('decorrelated jitter clamps the previous delay to what the attempt before could return, not less', () => {
     const s = exponential({ initialMs: 100, maxMs: 1_000_000, jitter: 'decorrelated' });
     const one = (): number => 1;
@@ -119,7 +127,11 @@ describe('exponential', () => {
     expect(() => exponential({ initalMs: 5 } as never)).toThrow(/unknown option "initalMs"/);
     expect(() => exponential(5 as never)).toThrow(/options must be an object; received 5/);
     expect(() => exponential().withMaxMs(50)).toThrow(/"maxMs" must be at least initialMs \(100\); received 50/);
-    expect(() => exponential({ factor: 3 }).withJitter('decorrelated')).toThrow(RangeError);
+    expect(() => exponential({ factor: 3 }).withJitter('decorrelated')).toThrow(
+      new RangeError(
+        'exponential().withJitter: option "jitter" cannot be "decorrelated" on a schedule with factor 3: decorrelated jitter grows by its own rule (up to 3 × the previous delay)',
+      ),
+    );
     expect(() => exponential().withJitter('bogus' as Jitter)).toThrow(/^exponential\(\)\.withJitter: option "jitter" must be one of/);
     expect(() => exponential().withMaxMs(0)).toThrow(/^exponential\(\)\.withMaxMs: option "maxMs"/);
   });

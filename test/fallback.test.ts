@@ -69,6 +69,10 @@ describe('fallback', () => {
 
   it('rejects bad options at construction', () => {
     expect(() => fallback({} as never)).toThrow(/exactly one of the options "value" or "factory"; received neither/);
+    expect(() => (fallback as (options?: unknown) => unknown)()).toThrow(
+      new TypeError('fallback: give exactly one of the options "value" or "factory"; received neither'),
+    );
+    expect(fallback({ value: 1 }).kind).toBe('fallback');
     expect(() => fallback({ value: 1, factory: () => 2 } as never)).toThrow(/received both/);
     expect(() => fallback({ factory: 3 } as never)).toThrow(/option "factory" must be a function; received 3/);
     expect(() => fallback({ value: 1, handle: 'x' } as never)).toThrow(/option "handle" must be a function/);

@@ -372,6 +372,20 @@ describe('retry: schedules, pushback and elapsed time', () => {
     expect(await caught).toBe('failed');
   });
 
+  it('treats a schedule returning a numeric string or a boolean as 0, not as a number', async () => {
+    // '250' > 0 and true > 0 hold in JavaScript: only the type check keeps them out.
+    const clock = new FakeClock();
+    const values: unknown[] = ['250', true];
+    let i = 0;
+    const policy = retry({ clock, maxAttempts: 3, backoff: { delayMs: () => values[i++] as number } });
+    const events: RetryEvent[] = [];
+    policy.onRetry((e) => events.push(e));
+    const caught = policy.execute(flaky(10)).catch(() => 'failed');
+    await clock.flush();
+    expect(events.map((e) => e.delayMs)).toEqual([0, 0]);
+    expect(await caught).toBe('failed');
+  });
+
   it('fires onRetry once per retry, before the sleep, with frozen payloads', async () => {
     const clock = new FakeClock();
     const error = new Error('down');
