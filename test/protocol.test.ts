@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bulkhead, circuitBreaker, fallback, timeout } from '../src/index.ts';
+import { bulkhead, type Chain, circuitBreaker, fallback, PolicyBase, type Scope, timeout } from '../src/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 
 describe('layer protocol', () => {
@@ -27,17 +27,37 @@ describe('layer protocol', () => {
     await expect(call).rejects.toBe(reason);
   });
 
-  it('a failure after the caller aborted still counts: only the abort reason itself is the caller abort', async () => {
-    const clock = new FakeClock();
-    const breaker = circuitBreaker({ clock, minimumCalls: 1 });
-    const controller = new AbortController();
-    let failWork: (error: Error) => void = () => {};
-    const call = breaker.execute(() => new Promise((_, reject) => (failWork = reject)), { signal: controller.signal }).catch((e: unknown) => e);
-    const reason = new Error('caller left');
-    controller.abort(reason);
-    failWork(new Error('db down'));
-    expect(await call).toBe(reason);
-    await clock.flush();
-    expect(breaker.state).toBe('open');
+  it('isCallerAbort is the abort reason itself; isStoppedFromOutside is any failure once the caller or the scope stopped the call', async () => {
+    /** Records how a layer sees the error of the layers below it. */
+    class Probe extends PolicyBase {
+      readonly kind = 'probe';
+      seen: [boolean, boolean][] = [];
+      _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+        return chain.next(index + 1, scope, attempt).catch((error: unknown) => {
+          this.seen.push([chain.isCallerAbort(error), chain.isStoppedFromOutside(error, scope)]);
+          throw error;
+        });
+      }
+    }
+    const probe = new Probe();
+    const run = async (abort: boolean, fail: (reason: unknown) => unknown) => {
+      const controller = new AbortController();
+      let failWork: (error: unknown) => void = () => {};
+      const call = probe.execute(() => new Promise((_, reject) => (failWork = reject)), { signal: controller.signal }).catch((e: unknown) => e);
+      const reason = new Error('caller left');
+      if (abort) controller.abort(reason);
+      failWork(fail(reason));
+      const result = await call;
+      if (abort) expect(result).toBe(reason); // the caller gets its reason, whatever the work did
+      await Promise.resolve();
+    };
+    await run(false, () => new Error('db down')); // a plain failure
+    await run(true, () => new Error('db down')); // a failure after the abort (a socket the abort closed, say)
+    await run(true, (reason) => reason); // the abort itself
+    expect(probe.seen).toEqual([
+      [false, false],
+      [false, true],
+      [true, true],
+    ]);
   });
 });
