@@ -10,9 +10,9 @@
  * The last line printed is JSON (what bench/groups/alone.ts reads).
  */
 import { pathToFileURL } from 'node:url';
-import { measure } from 'mitata';
 import * as now from '../src/index.ts';
 import { BASELINE, extract } from './lib/build.ts';
+import { rotatingRounds } from './lib/measure.ts';
 import { work } from './subjects/work.ts';
 
 const arg = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -37,28 +37,8 @@ type Name = keyof typeof policies;
 const subjects = Object.fromEntries(
   Object.entries(policies).map(([name, p]) => [name, p === undefined ? work : () => p.execute(work)]),
 ) as Record<Name, () => Promise<unknown>>;
-const names = Object.keys(subjects) as Name[];
-for (const name of names) {
-  const value = await subjects[name]();
-  if (value !== 42) throw new Error(`${name}: a call resolved with ${String(value)}, not 42`);
-}
-
-const samples = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<Name, number[]>;
-for (let round = 0; round < ROUNDS; round++) {
-  for (let i = 0; i < names.length; i++) {
-    const name = names[(i + round) % names.length]!;
-    samples[name].push((await measure(subjects[name], MITATA)).p50);
-  }
-  process.stderr.write(`  round ${round + 1}/${ROUNDS}\n`);
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-const ns = Object.fromEntries(names.map((n) => [n, median(samples[n])])) as Record<Name, number>;
+const ns = await rotatingRounds(subjects, 42, ROUNDS, MITATA);
+const names = Object.keys(ns) as Name[];
 console.log(`each alone, against ${BASELINE}'s breaker and this build's (median of ${ROUNDS} rounds of mitata's p50, on ${process.version})`);
 for (const n of names) {
   const vs = n === 'bare' || n === 'breakerBefore' ? '' : `  ${(ns[n] / ns.breakerBefore).toFixed(2)}x ${BASELINE}'s breaker, ${(ns[n] / ns.breaker).toFixed(2)}x this build's`;

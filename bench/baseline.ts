@@ -13,11 +13,11 @@
  * The last line printed is JSON (what bench/groups/baseline.ts reads).
  */
 import { pathToFileURL } from 'node:url';
-import { measure } from 'mitata';
 import { Registry } from 'prom-client';
 import * as now from '../src/index.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
 import { BASELINE, extract } from './lib/build.ts';
+import { rotatingRounds } from './lib/measure.ts';
 import { cockatielWithPromClient } from './subjects/peers.ts';
 import { work } from './subjects/work.ts';
 
@@ -57,28 +57,8 @@ const subjects: Record<string, () => Promise<unknown>> = {
   oldOn: ((p) => () => p.execute(work))(five(old, 'old-on', oldMetrics)),
   cockatiel: () => cockatiel.execute(work),
 };
-const names = Object.keys(subjects);
-for (const name of names) {
-  const value = await subjects[name]!();
-  if (value !== 42) throw new Error(`${name}: a call resolved with ${String(value)}, not 42`);
-}
-
-const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-for (let round = 0; round < ROUNDS; round++) {
-  for (let i = 0; i < names.length; i++) {
-    const name = names[(i + round) % names.length]!;
-    samples[name]!.push((await measure(subjects[name]!, MITATA)).p50);
-  }
-  process.stderr.write(`  round ${round + 1}/${ROUNDS}\n`);
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-const m = Object.fromEntries(names.map((n) => [n, median(samples[n]!)])) as Record<string, number>;
+const m = await rotatingRounds(subjects, 42, ROUNDS, MITATA);
+const names = Object.keys(m);
 const result = {
   rev,
   ns: m,

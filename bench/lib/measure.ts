@@ -127,3 +127,30 @@ export async function blockTime(task: () => Promise<unknown>): Promise<{ longest
   running = false;
   return { longestMs: longest, totalMs };
 }
+
+/**
+ * Side by side in one process: checks that each subject's call resolves with
+ * `expected`, then measures them in `rounds` rounds whose order rotates, and
+ * returns each subject's median over rounds of mitata's p50, in ns.
+ */
+export async function rotatingRounds<K extends string>(
+  subjects: Record<K, () => Promise<unknown>>,
+  expected: unknown,
+  rounds: number,
+  options: { min_cpu_time: number; min_samples: number },
+): Promise<Record<K, number>> {
+  const names = Object.keys(subjects) as K[];
+  for (const name of names) {
+    const value = await subjects[name]();
+    if (value !== expected) throw new Error(`${name}: a call resolved with ${String(value)}, not ${String(expected)}`);
+  }
+  const samples = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<K, number[]>;
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + round) % names.length]!;
+      samples[name].push((await measure(subjects[name], options)).p50);
+    }
+    process.stderr.write(`  round ${round + 1}/${rounds}\n`);
+  }
+  return Object.fromEntries(names.map((n) => [n, median(samples[n])])) as Record<K, number>;
+}
