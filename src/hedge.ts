@@ -236,10 +236,7 @@ class HedgedCall<T> {
   readonly #parent: Scope | undefined;
   readonly #first: number;
   readonly #startedAt: number;
-  /** The attempts started, and the first one; the hedges' are in `#hedges`, made when one starts. */
-  #launched = 0;
-  #firstAttempt: Attempt | undefined = undefined;
-  #hedges: Attempt[] | undefined = undefined;
+  readonly #attempts: Attempt[] = [];
   #inFlight = 0;
   #settled = false;
   #pending: Pending | undefined = undefined;
@@ -281,9 +278,8 @@ class HedgedCall<T> {
 
   /** Starts the next attempt. */
   #launch(now: number): void {
-    const attempt = new Attempt(this as HedgedCall<unknown>, this.#first + this.#launched, now);
-    if (this.#launched++ === 0) this.#firstAttempt = attempt;
-    else (this.#hedges ??= []).push(attempt);
+    const attempt = new Attempt(this as HedgedCall<unknown>, this.#first + this.#attempts.length, now);
+    this.#attempts.push(attempt);
     this.#inFlight++;
     this.#chain.next(this.#index + 1, attempt, attempt.number).then(
       (value) => this.#succeeded(attempt, value),
@@ -293,7 +289,7 @@ class HedgedCall<T> {
 
   /** Schedules the next hedge, if the call may have one. */
   #arm(now: number): void {
-    if (this.#settled || this.#launched > this.#policy.maxHedges) return;
+    if (this.#settled || this.#attempts.length > this.#policy.maxHedges) return;
     const delayMs = this.#policy.delay();
     if (delayMs === Infinity) return;
     if (this.#parent !== undefined && this.#watching === undefined) {
@@ -313,7 +309,7 @@ class HedgedCall<T> {
   #due(now: number): void {
     this.#pending = undefined;
     if (this.#settled) return;
-    if (this.#policy.spend(this.#first + this.#launched, now - this.#startedAt)) {
+    if (this.#policy.spend(this.#first + this.#attempts.length, now - this.#startedAt)) {
       this.#launch(now);
       this.#arm(now);
     } else {
@@ -351,7 +347,7 @@ class HedgedCall<T> {
       return;
     }
     const now = this.#policy.clock.now();
-    if (this.#launched <= this.#policy.maxHedges && this.#policy.spend(this.#first + this.#launched, now - this.#startedAt)) {
+    if (this.#attempts.length <= this.#policy.maxHedges && this.#policy.spend(this.#first + this.#attempts.length, now - this.#startedAt)) {
       this.#cancelTimer();
       this.#launch(now);
       this.#arm(now);
@@ -370,15 +366,9 @@ class HedgedCall<T> {
     this.#settled = true;
     this.#cancelTimer();
     this.#unwatch();
-    const first = this.#firstAttempt!;
-    const hedges = this.#hedges;
-    if (first === winner) first.release();
-    else first.abort((reason ??= lostError()));
-    if (hedges !== undefined) {
-      for (const attempt of hedges) {
-        if (attempt === winner) attempt.release();
-        else attempt.abort((reason ??= lostError()));
-      }
+    for (const attempt of this.#attempts) {
+      if (attempt === winner) attempt.release();
+      else attempt.abort((reason ??= lostError()));
     }
     if (ok) this.#resolve(result as T);
     else this.#reject(result);
