@@ -236,7 +236,8 @@ class HedgedCall<T> {
   readonly #parent: Scope | undefined;
   readonly #first: number;
   readonly #startedAt: number;
-  readonly #attempts: Attempt[] = [];
+  /** Every attempt started, the first one first. */
+  readonly #attempts: Attempt[];
   #inFlight = 0;
   #settled = false;
   #pending: Pending | undefined = undefined;
@@ -260,6 +261,7 @@ class HedgedCall<T> {
     this.#parent = parent;
     this.#first = attempt;
     this.#startedAt = now;
+    this.#attempts = [new Attempt(this as HedgedCall<unknown>, attempt, now)];
   }
 
   parentSignal(): AbortSignal | undefined {
@@ -271,15 +273,20 @@ class HedgedCall<T> {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    this.#launch(this.#startedAt);
+    this.#run(this.#attempts[0]!);
     this.#arm(this.#startedAt);
     return promise;
   }
 
-  /** Starts the next attempt. */
+  /** Starts a hedge: the next attempt. */
   #launch(now: number): void {
     const attempt = new Attempt(this as HedgedCall<unknown>, this.#first + this.#attempts.length, now);
     this.#attempts.push(attempt);
+    this.#run(attempt);
+  }
+
+  /** Runs the layers below as `attempt`. */
+  #run(attempt: Attempt): void {
     this.#inFlight++;
     this.#chain.next(this.#index + 1, attempt, attempt.number).then(
       (value) => this.#succeeded(attempt, value),
