@@ -20,7 +20,9 @@ import { BASELINE, extract } from './lib/build.ts';
 import { rotatingRounds } from './lib/measure.ts';
 import { cockatielWithPromClient } from './subjects/peers.ts';
 import { work } from './subjects/work.ts';
+import { withExposedGc } from './lib/processes.ts';
 
+withExposedGc(import.meta.url); // mitata's gc() between measurements
 const arg = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const quick = process.argv.includes('--quick');
 const rev = arg('rev') ?? BASELINE;

@@ -21,7 +21,9 @@ import { bulkhead, circuitBreaker, fallback, type Pipeline, pipeline, retry, tim
 import type { CallRecorder } from '../src/core/timing.ts';
 import { blockTime } from './lib/measure.ts';
 import { prometheusMetrics } from '../src/prometheus/index.ts';
+import { withExposedGc } from './lib/processes.ts';
 
+withExposedGc(import.meta.url); // mitata's gc() between measurements
 const quick = process.argv.includes('--quick');
 const roundsArg = process.argv.find((a) => a.startsWith('--rounds='));
 const ROUNDS = roundsArg !== undefined ? Number(roundsArg.slice('--rounds='.length)) : quick ? 3 : 15;

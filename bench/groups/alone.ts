@@ -1,69 +1,69 @@
 /**
- * Group 1e: the policies of issue 12 (throttle, adaptive limit, hedge), each
- * alone, against the circuit breaker alone, of this build and of the last
- * commit before the core redesign (bench/alone.ts), side by side in processes
- * of their own. One row per policy, each the median over processes.
+ * Group 1e: the policies of issue 12 (throttle, adaptive limit, hedge), and this
+ * build's breaker, each alone against the circuit breaker alone of the last
+ * commit before the core redesign (bench/alone.ts): each policy in processes of
+ * its own, side by side with that breaker. One row per policy, each the median
+ * over its processes.
  */
 import { fileURLToPath } from 'node:url';
+import type { AloneResult, PolicyName } from '../alone.ts';
 import { median, type Profile } from '../lib/measure.ts';
 import { runProcesses } from '../lib/processes.ts';
 import { checkSane, type RunResults } from '../lib/results.ts';
 
-/** What one child prints last (see bench/alone.ts). */
-interface AloneResult {
-  rev: string;
-  ns: Record<'bare' | 'breakerBefore' | 'breaker' | 'throttle' | 'aimd' | 'gradient' | 'hedge', number>;
-}
-
 const SCRIPT = fileURLToPath(new URL('../alone.ts', import.meta.url));
 
-const POLICIES = [
-  ['throttle', 'throttle'],
-  ['aimd', 'adaptiveLimit, aimd'],
-  ['gradient', 'adaptiveLimit, gradient'],
-  ['hedge', 'hedge (delay 1 s: none starts)'],
-] as const;
+const LABELS: Record<PolicyName, string> = {
+  breaker: 'circuitBreaker, this build',
+  throttle: 'throttle',
+  aimd: 'adaptiveLimit, aimd',
+  gradient: 'adaptiveLimit, gradient',
+  hedge: 'hedge (delay 1 s: none starts)',
+};
 
-/** Measures the comparison in a few children and adds the `alone.*` rows. */
+/** Measures each policy in a few children and adds the `alone.*` rows. */
 export async function aloneGroup(profile: Profile, results: RunResults, log: (line: string) => void): Promise<void> {
-  const processes = profile.name === 'quick' ? 1 : 3;
-  const runs = runProcesses<AloneResult>(SCRIPT, profile.name === 'quick' ? ['--quick'] : ['--rounds=7'], processes, 'each alone against the breaker', log);
-  for (const run of runs) for (const [name, ns] of Object.entries(run.ns)) checkSane(`alone ${name}`, ns);
-  const rev = runs[0]!.rev;
-  const ns = (key: keyof AloneResult['ns']): number => median(runs.map((r) => r.ns[key]));
+  const quick = profile.name === 'quick';
+  const processes = quick ? 1 : 3;
+  const byPolicy = new Map<PolicyName, AloneResult[]>();
+  for (const policy of Object.keys(LABELS) as PolicyName[]) {
+    const runs = runProcesses<AloneResult>(SCRIPT, [`--policy=${policy}`, ...(quick ? ['--quick'] : ['--rounds=7'])], processes, `${policy} alone against the breaker`, log);
+    for (const run of runs) {
+      checkSane(`alone ${policy}`, run.ns.policy);
+      checkSane(`alone ${policy}: the earlier breaker`, run.ns.before);
+    }
+    byPolicy.set(policy, runs);
+  }
+  const all = [...byPolicy.values()].flat();
+  const rev = all[0]!.rev;
   results.rows.push({
     group: 'alone',
     id: 'alone.breakerBefore',
     label: `circuitBreaker, ${rev}`,
     library: 'breakwater',
-    value: ns('breakerBefore'),
+    value: median(all.map((r) => r.ns.before)),
     unit: 'ns',
-    samples: runs.map((r) => r.ns.breakerBefore),
+    extra: { reads: all[0]!.reads.before },
+    samples: all.map((r) => r.ns.before),
+    note: `measured in every process below (${all.length})`,
   });
-  results.rows.push({
-    group: 'alone',
-    id: 'alone.breaker',
-    label: 'circuitBreaker, this build',
-    library: 'breakwater',
-    value: ns('breaker'),
-    unit: 'ns',
-    extra: { xBefore: median(runs.map((r) => r.ns.breaker / r.ns.breakerBefore)), xBreaker: 1 },
-    samples: runs.map((r) => r.ns.breaker),
-  });
-  for (const [key, label] of POLICIES) {
+  const xBefore = (runs: readonly AloneResult[]): number => median(runs.map((r) => r.ns.policy / r.ns.before));
+  const breakerX = xBefore(byPolicy.get('breaker')!);
+  for (const [policy, runs] of byPolicy) {
+    const x = xBefore(runs);
     results.rows.push({
       group: 'alone',
-      id: `alone.${key}`,
-      label,
+      id: `alone.${policy}`,
+      label: LABELS[policy],
       library: 'breakwater',
-      value: ns(key),
+      value: median(runs.map((r) => r.ns.policy)),
       unit: 'ns',
-      extra: {
-        xBefore: median(runs.map((r) => r.ns[key] / r.ns.breakerBefore)),
-        xBreaker: median(runs.map((r) => r.ns[key] / r.ns.breaker)),
-      },
-      samples: runs.map((r) => r.ns[key]),
+      extra: { xBefore: x, xBreaker: x / breakerX, reads: runs[0]!.reads.policy },
+      samples: runs.map((r) => r.ns.policy),
       note: `against ${rev}`,
     });
   }
+  results.notes.push(
+    `Table 1e: one clock read (performance.now()) took ${median(all.map((r) => r.clockReadNs)).toFixed(0)} ns on this machine (median over the table's processes).`,
+  );
 }
