@@ -55,9 +55,9 @@ export class FallbackPolicy<F> extends PolicyBase<F> {
 
   /** Replaces `error` with the fallback's value (or a promise of it), or rethrows it. */
   #recover(chain: Chain<unknown>, scope: Scope | undefined, error: unknown): F | PromiseLike<F> {
-    // The caller's own abort is never replaced: they asked to stop.
-    if (chain.isCallerAbort(error)) throw error;
-    if (scope !== undefined && scope.signal.aborted) throw error; // the layer above gave up on this attempt: its result goes nowhere
+    // The caller's own abort is never replaced (they asked to stop), nor a call a layer
+    // above gave up on (its result goes nowhere).
+    if (chain.isStoppedFromOutside(error, scope)) throw error;
     if (this.#handle !== undefined && !this.#handle(error)) throw error;
     chain.fellBack = true;
     const emitter = this.#fallback;

@@ -269,9 +269,8 @@ export class RetryPolicy extends PolicyBase {
    * @internal
    */
   _decide(call: AttemptState, error: unknown): number {
-    // The caller asked to stop, or an outer layer (a timeout) gave up on this call.
-    if (call.chain.isCallerAbort(error)) return -1;
-    if (call.scope !== undefined && call.scope.signal.aborted) return -1;
+    // The caller asked to stop, or an outer layer (a timeout, a hedge) gave up on this call.
+    if (call.chain.isStoppedFromOutside(error, call.scope)) return -1;
     if (!this.#handle(error)) return -1;
     const attempts = call.attempts;
     if (attempts >= this.maxAttempts) return this.#stop(attempts, error, 'max-attempts');
