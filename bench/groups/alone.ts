@@ -48,6 +48,10 @@ export async function aloneGroup(profile: Profile, results: RunResults, log: (li
     note: `measured in every process below (${all.length})`,
   });
   const xBefore = (runs: readonly AloneResult[]): number => median(runs.map((r) => r.ns.policy / r.ns.before));
+  // The same ratio with each side's clock reads taken out at what one read cost in that process:
+  // what the policy's own work costs against the breaker's, whatever a clock read costs.
+  const xOwn = (runs: readonly AloneResult[]): number =>
+    median(runs.map((r) => (r.ns.policy - r.reads.policy * r.clockReadNs) / (r.ns.before - r.reads.before * r.clockReadNs)));
   const breakerX = xBefore(byPolicy.get('breaker')!);
   for (const [policy, runs] of byPolicy) {
     const x = xBefore(runs);
@@ -58,7 +62,7 @@ export async function aloneGroup(profile: Profile, results: RunResults, log: (li
       library: 'breakwater',
       value: median(runs.map((r) => r.ns.policy)),
       unit: 'ns',
-      extra: { xBefore: x, xBreaker: x / breakerX, reads: runs[0]!.reads.policy },
+      extra: { xBefore: x, xBreaker: x / breakerX, reads: runs[0]!.reads.policy, xOwn: xOwn(runs) },
       samples: runs.map((r) => r.ns.policy),
       note: `against ${rev}`,
     });
