@@ -3,6 +3,7 @@
  * token source of the test's own: the deadline (`expired`) and `clear` paths are the
  * fleet limiter's, whose own suites need a Redis server.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Chain, Scope } from '../src/core/protocol.ts';
 import { TokenQueue, type TokenSource } from '../src/core/token-queue.ts';
@@ -168,5 +169,88 @@ describe('token queue', () => {
     queue.clear(() => new Error('closed'));
     queue.wake();
     expect(cancelled).toEqual([]);
+  });
+});
+
+describe('token queue: properties', () => {
+  type Op =
+    | { kind: 'join'; signal: boolean }
+    | { kind: 'abort'; pick: number }
+    | { kind: 'tokens'; n: number }
+    | { kind: 'wait'; ms: number };
+  // Joins and aborts weigh most: waiters leaving from the middle and the end of the queue, then others joining behind them.
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    { arbitrary: fc.record({ kind: fc.constant('join' as const), signal: fc.boolean() }), weight: 4 },
+    { arbitrary: fc.record({ kind: fc.constant('abort' as const), pick: fc.nat(20) }), weight: 3 },
+    { arbitrary: fc.record({ kind: fc.constant('tokens' as const), n: fc.integer({ min: 1, max: 3 }) }), weight: 2 },
+    { arbitrary: fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 1, max: 40 }) }), weight: 1 },
+  );
+
+  it('serves waiters first in first out, lets any of them leave on abort, and leaves no timer or listener behind', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 60 }), fc.boolean(), async (ops, closeAtEnd) => {
+        const clock = new FakeClock();
+        const tokens = source({ retryInMs: 10 });
+        const queue = new TokenQueue(tokens, clock);
+        // The model: who waits, in order; who went on, in order; who was refused.
+        const waiting: number[] = [];
+        const served: number[] = [];
+        const refused = new Set<number>();
+        const calls: { call: ReturnType<typeof track>; controller: AbortController | undefined }[] = [];
+        const reasons: Error[] = [];
+        for (const o of ops) {
+          if (o.kind === 'join') {
+            const id = calls.length;
+            const controller = o.signal ? new AbortController() : undefined;
+            const scope = controller === undefined ? undefined : { signal: controller.signal };
+            calls.push({ call: track(queue.wait(chain(`w${id}`), 0, scope, 1, 10)), controller });
+            reasons.push(new Error(`w${id} gave up`));
+            waiting.push(id);
+          } else if (o.kind === 'abort') {
+            const abortable = waiting.filter((id) => calls[id]!.controller !== undefined);
+            if (abortable.length === 0) continue;
+            const id = abortable[o.pick % abortable.length]!;
+            calls[id]!.controller!.abort(reasons[id]);
+            waiting.splice(waiting.indexOf(id), 1);
+            refused.add(id);
+          } else if (o.kind === 'tokens') {
+            // Tokens for some of the waiters (never more: a spare token would be taken at the
+            // queue's next timer, which the model does not time), then the limiter's wake-up.
+            const n = Math.min(o.n, waiting.length);
+            served.push(...waiting.splice(0, n));
+            tokens.tokens += n;
+            queue.wake();
+            expect(tokens.tokens).toBe(0);
+          } else {
+            await clock.advance(o.ms);
+          }
+          await clock.flush();
+          expect(queue.size).toBe(waiting.length);
+          expect(tokens.admittedAfter.length).toBe(served.length);
+        }
+        if (closeAtEnd) {
+          queue.clear((c) => new Error(`closed ${(c as unknown as { name: string }).name}`));
+          for (const id of waiting) refused.add(id);
+          waiting.length = 0;
+          await clock.flush();
+        }
+        // Who went on did so in the order they joined, each exactly once; the aborted were refused with their own reason.
+        const wentOn = calls.flatMap((c, id) => (c.call.status === 'fulfilled' ? [id] : []));
+        expect(wentOn).toEqual([...served].sort((a, b) => a - b));
+        expect(served).toEqual([...served].sort((a, b) => a - b));
+        for (const [id, c] of calls.entries()) {
+          expect(c.call.settledCount).toBeLessThanOrEqual(1);
+          if (refused.has(id)) expect(c.call.status).toBe('rejected');
+          else if (waiting.includes(id)) expect(c.call.status).toBe('pending');
+          if (c.call.status === 'rejected' && c.controller?.signal.aborted === true) expect(c.call.error).toBe(reasons[id]);
+          // Only a waiter still in the queue keeps a listener on its signal.
+          if (c.controller !== undefined) expect(abortListenerCount(c.controller.signal)).toBe(waiting.includes(id) ? 1 : 0);
+        }
+        expect(queue.size).toBe(waiting.length);
+        // A timer only while someone waits.
+        expect(clock.pendingTimers).toBe(waiting.length > 0 ? 1 : 0);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

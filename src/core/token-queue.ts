@@ -3,6 +3,8 @@
  * `fleetRateLimiter`: FIFO, one timer for the head of the queue, one abort listener per
  * waiting call (removed when it leaves), and each call resumed in its caller's async
  * context. Where the tokens come from is the limiter's business ({@link TokenSource}).
+ * The waiters form a doubly linked list, so a call leaves from anywhere in O(1): when a
+ * deadline outside the limiter aborts many waiting calls at once, each pays the same.
  * @internal
  */
 import { AsyncResource } from 'node:async_hooks';
@@ -24,11 +26,15 @@ export interface TokenSource {
   expired?(chain: Chain<unknown>, retryInMs: number): unknown;
 }
 
-/** A call waiting for its token: in the FIFO, and the abort listener on its scope while it waits. */
+/** A call waiting for its token: a link of the FIFO, and the abort listener on its scope while it waits. */
 class Waiter<T> {
   readonly enqueuedAt: number;
   signal: AbortSignal | undefined = undefined;
-  waiting = true;
+  /** In the queue: it leaves once (see `_leave`). */
+  queued = true;
+  /** The waiter ahead of this one, and the one behind it, while it is queued. */
+  prev: Waiter<unknown> | undefined = undefined;
+  next: Waiter<unknown> | undefined = undefined;
   resolve!: (value: T | PromiseLike<T>) => void;
   reject!: (error: unknown) => void;
   readonly #queue: TokenQueue;
@@ -54,8 +60,7 @@ class Waiter<T> {
 
   /** The scope aborted while waiting: leave the queue with its reason. */
   handleEvent(): void {
-    if (!this.waiting) return;
-    const reason: unknown = this.signal?.reason;
+    const reason: unknown = this.signal!.reason;
     this.#queue._leave(this as Waiter<unknown>);
     this.reject(reason);
   }
@@ -65,8 +70,10 @@ class Waiter<T> {
 export class TokenQueue {
   readonly #source: TokenSource;
   readonly #clock: Clock;
-  readonly #queue: Waiter<unknown>[] = [];
-  #head = 0;
+  /** The oldest waiter (the head) and the newest. */
+  #first: Waiter<unknown> | undefined = undefined;
+  #last: Waiter<unknown> | undefined = undefined;
+  #size = 0;
   readonly #maxWaitMs: number;
   #timer: TimerHandle | undefined = undefined;
 
@@ -78,7 +85,7 @@ export class TokenQueue {
 
   /** Calls waiting now. */
   get size(): number {
-    return this.#queue.length - this.#head;
+    return this.#size;
   }
 
   /**
@@ -98,7 +105,12 @@ export class TokenQueue {
       waiter.reject = reject;
     });
     if (signal !== undefined) watchAbort((waiter.signal = signal), waiter);
-    this.#queue.push(waiter as Waiter<unknown>);
+    const last = this.#last;
+    waiter.prev = last;
+    if (last === undefined) this.#first = waiter as Waiter<unknown>;
+    else last.next = waiter as Waiter<unknown>;
+    this.#last = waiter as Waiter<unknown>;
+    this.#size++;
     this.#arm(retryInMs);
     return promise;
   }
@@ -112,13 +124,11 @@ export class TokenQueue {
     this.#disarm();
     const now = this.#clock.now();
     let retryInMs = 0;
-    while (this.size > 0) {
-      const waiter = this.#queue[this.#head]!;
+    let waiter: Waiter<unknown> | undefined;
+    while ((waiter = this.#first) !== undefined) {
       retryInMs = this.#source.take(now);
       if (retryInMs === 0) {
-        this.#queue[this.#head++] = undefined as never;
-        waiter.waiting = false;
-        if (waiter.signal !== undefined) unwatchAbort(waiter.signal, waiter);
+        this._leave(waiter);
         waiter.context.runInAsyncScope(this.#resume, this, waiter, now);
       } else if (now - waiter.enqueuedAt >= this.#maxWaitMs) {
         // FIFO with one maxWaitMs: the head is always the first past its deadline.
@@ -128,36 +138,40 @@ export class TokenQueue {
         break;
       }
     }
-    if (this.#head > 64 && this.#head * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#head);
-      this.#head = 0;
-    }
     this.#arm(retryInMs);
   };
 
   /** Refuses every waiter with `error(waiter's chain)` and stops the timer (the limiter is closing). */
   clear(error: (chain: Chain<unknown>) => unknown): void {
-    this.#disarm();
-    while (this.size > 0) {
-      const waiter = this.#queue[this.#head]!;
+    let waiter: Waiter<unknown> | undefined;
+    while ((waiter = this.#first) !== undefined) {
       this._leave(waiter);
       waiter.reject(error(waiter.chain));
     }
   }
 
-  /** A waiter leaves before its turn (aborted, or the limiter closing). @internal */
+  /**
+   * A waiter leaves the queue: it got its token, was aborted or refused, or the
+   * limiter is closing. The last one to leave stops the timer. @internal
+   */
   _leave(waiter: Waiter<unknown>): void {
-    waiter.waiting = false;
+    // Once only: unlinking a waiter that has left would cut the others off. (An abort can
+    // reach a waiter that left in the same turn: the signal's listeners are called from a copy.)
+    if (!waiter.queued) return;
+    waiter.queued = false;
     if (waiter.signal !== undefined) unwatchAbort(waiter.signal, waiter);
-    const at = this.#queue.indexOf(waiter, this.#head);
-    if (at >= 0) this.#queue.splice(at, 1);
-    if (this.size === 0) this.#disarm();
+    const { prev, next } = waiter;
+    if (prev === undefined) this.#first = next;
+    else prev.next = next;
+    if (next === undefined) this.#last = prev;
+    else next.prev = prev;
+    if (--this.#size === 0) this.#disarm();
   }
 
   /** Arms the one timer for when the head of the queue may get its token. */
   #arm(retryInMs: number): void {
     if (this.#timer !== undefined || this.size === 0) return;
-    const deadlineInMs = this.#queue[this.#head]!.enqueuedAt + this.#maxWaitMs - this.#clock.now();
+    const deadlineInMs = this.#first!.enqueuedAt + this.#maxWaitMs - this.#clock.now();
     this.#timer = this.#clock.schedule(this.wake, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(Math.min(retryInMs, deadlineInMs)))));
   }
 
