@@ -1,0 +1,323 @@
+/**
+ * Hedge details the main suite leaves implicit: abort-listener hygiene, what a
+ * losing attempt's signal says, the layer above aborting while a hedge is
+ * pending, option messages, the percentile delay's recomputation and the one
+ * timer's order with mixed delays. All in virtual time.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { type Chain, hedge, pipeline, PolicyBase, retryBudget, type Scope, type WorkContext } from '../src/index.ts';
+import { FakeClock } from '../src/testing/index.ts';
+import { abortListenerCount, delayed, never, track } from './helpers.ts';
+
+/**
+ * An outer layer that hands the layers below a scope of its own and races
+ * nothing: what the hedge does when that scope aborts is the call's outcome,
+ * and every 'abort' listener on its signal is the hedge's.
+ */
+class Scoped extends PolicyBase {
+  readonly kind = 'scoped';
+  readonly controller = new AbortController();
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+  _run<T>(chain: Chain<T>, index: number, _scope: Scope | undefined, attempt: number): Promise<T> {
+    return chain.next(index + 1, { signal: this.controller.signal }, attempt);
+  }
+}
+
+/** Lets promise callbacks run without moving virtual time. */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+}
+
+describe('hedge: no abort listener outlives the call', () => {
+  it('the first attempt succeeds before its hedge: neither it nor the pending hedge still listens', async () => {
+    const clock = new FakeClock();
+    const outer = new Scoped();
+    const p = pipeline(outer, hedge({ delayMs: 50, maxExtraLoad: 1, clock }));
+    const call = track(p.execute(({ signal }) => delayed(clock, 10, 'ok', signal)));
+    expect(abortListenerCount(outer.signal)).toBe(1); // one shared listener while the call runs
+    await clock.advance(10);
+    expect(call.value).toBe('ok');
+    expect(abortListenerCount(outer.signal)).toBe(0);
+  });
+
+  it('the first attempt succeeds without reading its signal: the pending hedge stops listening', async () => {
+    const clock = new FakeClock();
+    const outer = new Scoped();
+    const p = pipeline(outer, hedge({ delayMs: 50, maxExtraLoad: 1, clock }));
+    const call = track(p.execute(() => delayed(clock, 10, 'ok')));
+    await clock.advance(10);
+    expect(call.value).toBe('ok');
+    expect(abortListenerCount(outer.signal)).toBe(0);
+  });
+
+  it('the hedge wins: the winner and the aborted loser both stop listening', async () => {
+    const clock = new FakeClock();
+    const outer = new Scoped();
+    const p = pipeline(outer, hedge({ delayMs: 50, maxExtraLoad: 1, clock }));
+    const call = track(p.execute(({ attempt, signal }) => delayed(clock, attempt === 1 ? 500 : 20, attempt, signal)));
+    await clock.advance(70);
+    expect(call.value).toBe(2);
+    expect(abortListenerCount(outer.signal)).toBe(0);
+  });
+
+  it('the hedge wins while the loser ignores its abort: the loser still stops listening', async () => {
+    const clock = new FakeClock();
+    const outer = new Scoped();
+    const p = pipeline(outer, hedge({ delayMs: 50, maxExtraLoad: 1, clock }));
+    const call = track(p.execute(({ attempt, signal }) => (void signal, attempt === 1 ? never() : delayed(clock, 20, attempt))));
+    await clock.advance(70);
+    expect(call.value).toBe(2);
+    expect(abortListenerCount(outer.signal)).toBe(0);
+  });
+
+  it('every attempt fails: nothing listens', async () => {
+    const clock = new FakeClock();
+    const outer = new Scoped();
+    const p = pipeline(outer, hedge({ delayMs: 50, maxExtraLoad: 1, clock }));
+    const call = track(p.execute(({ signal }) => delayed(clock, 5, undefined, signal).then(() => Promise.reject(new Error('down')))));
+    await clock.advance(20);
+    expect((call.error as Error).message).toBe('down');
+    expect(abortListenerCount(outer.signal)).toBe(0);
+  });
+
+  it('the budget refuses the hedge: the call stops listening at once, though its attempt still runs', async () => {
+    const clock = new FakeClock();
+    const outer = new Scoped();
+    const h = hedge({ delayMs: 50, maxExtraLoad: 0.05, clock });
+    let refused = 0;
+    h.onBudgetExhausted(() => refused++);
+    const call = track(pipeline(outer, h).execute(() => delayed(clock, 100, 'slow')));
+    expect(abortListenerCount(outer.signal)).toBe(1);
+    await clock.advance(50);
+    expect(refused).toBe(1);
+    expect(call.status).toBe('pending');
+    expect(abortListenerCount(outer.signal)).toBe(0);
+    await clock.advance(50);
+    expect(call.value).toBe('slow');
+  });
+
+  it('through execute with a caller signal: no listener is left once the call ends', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    const controller = new AbortController();
+    const won = track(h.execute(({ attempt, signal }) => delayed(clock, attempt === 1 ? 500 : 20, attempt, signal), { signal: controller.signal }));
+    await clock.advance(70);
+    expect(won.value).toBe(2);
+    expect(abortListenerCount(controller.signal)).toBe(0);
+  });
+});
+
+describe('hedge: the layer above aborts', () => {
+  it('while a hedge is pending: the call ends at once with that reason, no hedge starts, nothing is left', async () => {
+    const clock = new FakeClock();
+    const outer = new Scoped();
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    let hedges = 0;
+    h.onHedge(() => hedges++);
+    let attempts = 0;
+    const call = track(pipeline(outer, h).execute(() => (attempts++, never()))); // ignores its signal
+    await clock.advance(10);
+    const reason = new Error('gave up');
+    outer.controller.abort(reason);
+    await flush();
+    expect(call.status).toBe('rejected');
+    expect(call.error).toBe(reason);
+    await clock.advance(100);
+    expect(attempts).toBe(1);
+    expect(hedges).toBe(0);
+    expect(clock.scheduledTimers).toBe(0);
+    expect(abortListenerCount(outer.signal)).toBe(0);
+  });
+
+  it('before the call starts: no hedge is armed, and the attempt reads its signal aborted with that reason', async () => {
+    const clock = new FakeClock();
+    const outer = new Scoped();
+    const reason = new Error('already gone');
+    outer.controller.abort(reason);
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    const signals: AbortSignal[] = [];
+    const call = track(pipeline(outer, h).execute(({ signal }) => (signals.push(signal), delayed(clock, 100, 'late'))));
+    expect(clock.scheduledTimers).toBe(1); // the work's own timer only
+    await clock.advance(100);
+    expect(signals).toHaveLength(1);
+    expect(signals[0]!.aborted).toBe(true);
+    expect(signals[0]!.reason).toBe(reason);
+    expect(call.value).toBe('late');
+  });
+
+  it('with no hedge pending: an attempt that fails afterwards is the result, and no hedge starts for it', async () => {
+    const clock = new FakeClock();
+    const outer = new Scoped();
+    // no maxMs and nothing observed: no hedge is armed, so nothing watches the scope
+    const h = hedge({ delayMs: { percentile: 0.9, minMs: 5 }, maxExtraLoad: 1, clock });
+    let attempts = 0;
+    const failure = new Error('socket closed');
+    const call = track(pipeline(outer, h).execute(() => (attempts++, delayed(clock, 20, undefined).then(() => Promise.reject(failure)))));
+    expect(clock.scheduledTimers).toBe(1); // the work's own timer: no hedge timer
+    await clock.advance(10);
+    outer.controller.abort(new Error('gave up'));
+    await clock.advance(10);
+    expect(call.status).toBe('rejected');
+    expect(call.error).toBe(failure);
+    expect(attempts).toBe(1);
+  });
+
+  it('an attempt that first reads its signal after the scope aborted sees it aborted with that reason', async () => {
+    const clock = new FakeClock();
+    const outer = new Scoped();
+    const h = hedge({ delayMs: { percentile: 0.9, minMs: 5 }, clock }); // no hedge armed
+    const reason = new Error('gave up');
+    let seen: AbortSignal | undefined;
+    const call = track(pipeline(outer, h).execute((ctx: WorkContext) => delayed(clock, 20, undefined).then(() => ((seen = ctx.signal), 'done'))));
+    await clock.advance(10);
+    outer.controller.abort(reason);
+    await clock.advance(10);
+    expect(call.value).toBe('done');
+    expect(seen!.aborted).toBe(true);
+    expect(seen!.reason).toBe(reason);
+  });
+});
+
+describe("hedge: a losing attempt's signal", () => {
+  it('is aborted with an AbortError saying another attempt settled first', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    const signals: AbortSignal[] = [];
+    const call = track(h.execute(({ attempt, signal }) => (signals.push(signal), delayed(clock, attempt === 1 ? 500 : 20, attempt, signal))));
+    await clock.advance(70);
+    expect(call.value).toBe(2);
+    const reason = signals[0]!.reason as DOMException;
+    expect(reason).toBeInstanceOf(DOMException);
+    expect(reason.name).toBe('AbortError');
+    expect(reason.message).toBe('another attempt of this hedged call settled first');
+  });
+
+  it('read for the first time after it lost, is aborted all the same, with that reason', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    let late: AbortSignal | undefined;
+    const call = track(
+      h.execute((ctx: WorkContext) => {
+        if (ctx.attempt === 2) return delayed(clock, 20, 2);
+        clock.schedule(() => (late = ctx.signal), 100); // reads its signal only after losing at 70
+        return never<number>();
+      }),
+    );
+    await clock.advance(100);
+    expect(call.value).toBe(2);
+    expect(late!.aborted).toBe(true);
+    expect((late!.reason as DOMException).message).toBe('another attempt of this hedged call settled first');
+  });
+
+  it('is one signal however often it is read, and that one is aborted', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    const reads: AbortSignal[] = [];
+    const call = track(
+      h.execute((ctx: WorkContext) => {
+        if (ctx.attempt === 2) return delayed(clock, 20, 2);
+        reads.push(ctx.signal);
+        clock.schedule(() => reads.push(ctx.signal), 30); // read again before losing
+        return never<number>();
+      }),
+    );
+    await clock.advance(70);
+    expect(call.value).toBe(2);
+    expect(reads).toHaveLength(2);
+    expect(reads[1]).toBe(reads[0]);
+    expect(reads[0]!.aborted).toBe(true);
+  });
+});
+
+describe('hedge: attempts in flight', () => {
+  it('an attempt that fails while another still runs leaves the call to that one', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    const call = track(
+      h.execute(({ attempt, signal }) =>
+        attempt === 1 ? delayed(clock, 60, undefined, signal).then(() => Promise.reject(new Error('first failed'))) : delayed(clock, 30, 'hedge', signal),
+      ),
+    );
+    await clock.advance(60);
+    expect(call.status).toBe('pending'); // the hedge still runs
+    await clock.advance(20);
+    expect(call.value).toBe('hedge');
+  });
+
+  it('the hedge failing first leaves the call to the first attempt', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    const call = track(
+      h.execute(({ attempt, signal }) =>
+        attempt === 1 ? delayed(clock, 100, 'first', signal) : delayed(clock, 10, undefined, signal).then(() => Promise.reject(new Error('hedge failed'))),
+      ),
+    );
+    await clock.advance(100);
+    expect(call.value).toBe('first');
+  });
+
+  it('with maxHedges 2, a second hedge starts a delay after the first', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 50, maxHedges: 2, maxExtraLoad: 1, clock });
+    await h.execute(() => 'earns a hedge'); // a call earns one hedge; two are needed
+    const events: unknown[] = [];
+    h.onHedge((e) => events.push(e));
+    const started: number[] = [];
+    const call = track(h.execute(({ attempt, signal }) => (started.push(clock.now()), delayed(clock, attempt === 3 ? 10 : 500, attempt, signal))));
+    await clock.advance(110);
+    expect(started).toEqual([0, 50, 100]);
+    expect(events).toEqual([
+      { attempt: 2, afterMs: 50 },
+      { attempt: 3, afterMs: 100 },
+    ]);
+    expect(call.value).toBe(3);
+  });
+
+  it('a failure with nothing else running hedges at once, numbered and timed from the call, and arms the next hedge', async () => {
+    const clock = new FakeClock();
+    await clock.advance(1_000); // the call starts at 1000, not 0
+    const h = hedge({ delayMs: 50, maxHedges: 2, maxExtraLoad: 1, clock });
+    await h.execute(() => 'earns a hedge'); // a call earns one hedge; two are needed
+    const events: unknown[] = [];
+    h.onHedge((e) => events.push(e));
+    const started: number[] = [];
+    const call = track(
+      h.execute(({ attempt, signal }) => {
+        started.push(clock.now() - 1_000);
+        return attempt === 1 ? delayed(clock, 5, undefined, signal).then(() => Promise.reject(new Error('fast failure'))) : delayed(clock, 500, attempt, signal);
+      }),
+    );
+    await clock.advance(60);
+    expect(started).toEqual([0, 5, 55]);
+    expect(events).toEqual([
+      { attempt: 2, afterMs: 5 },
+      { attempt: 3, afterMs: 55 },
+    ]);
+    await clock.advance(500);
+    expect(call.value).toBe(2);
+  });
+
+  it('an error handle accepts is a failed attempt: another attempt may still win', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, handle: (e) => (e as Error).message === 'retryable', clock });
+    const call = track(
+      h.execute(({ attempt, signal }) => (attempt === 1 ? delayed(clock, 5, undefined, signal).then(() => Promise.reject(new Error('retryable'))) : delayed(clock, 10, 'second', signal))),
+    );
+    await clock.advance(15);
+    expect(call.value).toBe('second');
+  });
+});
+
+describe('hedge: its public fields', () => {
+  it("kind is 'hedge'; with a budget, maxExtraLoad is undefined", () => {
+    const budget = retryBudget();
+    const withBudget = hedge({ delayMs: 5, budget });
+    expect(withBudget.kind).toBe('hedge');
+    expect(withBudget.budget).toBe(budget);
+    expect(withBudget.maxExtraLoad).toBeUndefined();
+    expect(hedge({ delayMs: 5 }).maxExtraLoad).toBe(0.1);
+  });
+});
