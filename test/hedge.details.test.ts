@@ -321,3 +321,42 @@ describe('hedge: its public fields', () => {
     expect(hedge({ delayMs: 5 }).maxExtraLoad).toBe(0.1);
   });
 });
+
+describe('hedge: option messages name the option, the rule and the value', () => {
+  const message = (options: unknown): string => {
+    try {
+      hedge(options as never);
+    } catch (error) {
+      return `${(error as Error).constructor.name}: ${(error as Error).message}`;
+    }
+    return 'accepted';
+  };
+
+  it('delayMs that is neither a number nor an object', () => {
+    for (const [value, shown] of [['"fast" (string)', 'fast'], ['null', null], ['true', true]] as const) {
+      expect(message({ delayMs: shown })).toMatch(/^TypeError: hedge: option "delayMs" must be a number of ms or \{ percentile, minMs, maxMs\?, samples\? \}; received /);
+      expect(message({ delayMs: shown })).toContain(value);
+    }
+  });
+
+  it("delayMs's fields are checked as delayMs.<field> of hedge", () => {
+    expect(message({ delayMs: { percentile: 0.9, minMs: 0 } })).toMatch(/^RangeError: hedge: option "delayMs.minMs" must be/);
+    expect(message({ delayMs: [] })).toMatch(/^TypeError: hedge: option "delayMs" must be an object; received/);
+  });
+
+  it('maxMs must be at least minMs: equal is fine, below is refused', () => {
+    expect(message({ delayMs: { percentile: 0.9, minMs: 50, maxMs: 50 } })).toBe('accepted');
+    expect(message({ delayMs: { percentile: 0.9, minMs: 50, maxMs: 51 } })).toBe('accepted');
+    expect(message({ delayMs: { percentile: 0.9, minMs: 50, maxMs: 49 } })).toBe('RangeError: hedge: option "delayMs.maxMs" must be at least delayMs.minMs (50); received 49');
+  });
+
+  it('budget must have both recordFirstAttempt and tryRetry functions', () => {
+    const refused = /^TypeError: hedge: option "budget" must be a RetryBudget \(from retryBudget\(\) or fleetRetryBudget\(\)\); received /;
+    const fn = (): boolean => true;
+    for (const budget of [null, 5, 'budget', {}, { tryRetry: fn }, { recordFirstAttempt: fn }, { recordFirstAttempt: 1, tryRetry: fn }, { recordFirstAttempt: fn, tryRetry: 1 }]) {
+      expect(message({ delayMs: 5, budget })).toMatch(refused);
+    }
+    expect(message({ delayMs: 5, budget: { recordFirstAttempt: fn, tryRetry: fn } })).toBe('accepted');
+    expect(message({ delayMs: 5, budget: Object.assign(() => {}, { recordFirstAttempt: fn, tryRetry: fn }) })).toMatch(refused); // a function is not a budget object
+  });
+});
