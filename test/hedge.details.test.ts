@@ -360,3 +360,78 @@ describe('hedge: option messages name the option, the rule and the value', () =>
     expect(message({ delayMs: 5, budget: Object.assign(() => {}, { recordFirstAttempt: fn, tryRetry: fn }) })).toMatch(refused); // a function is not a budget object
   });
 });
+
+describe('hedge: the percentile delay', () => {
+  /**
+   * What the delay must be after each success, as stated: the percentile
+   * (rank ceil(p × n), from 1) of the last `samples` successful durations, taken
+   * once a quarter of `samples` are held and then again every samples/16
+   * successes (every one below 32 samples), and kept within minMs and maxMs;
+   * maxMs (or no hedge) before that.
+   */
+  function expectedDelays(durations: readonly number[], p: number, samples: number, minMs: number, maxMs: number | undefined): number[] {
+    const ring: number[] = [];
+    let sampled = 0;
+    let since = 0;
+    let observed = Infinity;
+    const out: number[] = [];
+    for (const d of durations) {
+      ring[sampled++ % samples] = d;
+      const held = Math.min(sampled, samples);
+      if (held >= samples >> 2) {
+        since++;
+        if (observed === Infinity || since >= Math.max(1, samples >> 4)) {
+          since = 0;
+          const sorted = ring.slice(0, held).sort((a, b) => a - b);
+          observed = sorted[Math.ceil(p * held) - 1]!;
+        }
+      }
+      const base = observed === Infinity ? (maxMs ?? Infinity) : observed;
+      out.push(base === Infinity ? Infinity : Math.max(minMs, Math.min(base, maxMs ?? Infinity)));
+    }
+    return out;
+  }
+
+  it('after each success is the chosen percentile of the recent durations, recomputed on schedule, within minMs and maxMs', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(8, 16, 33, 48, 64),
+        fc.double({ min: 0.01, max: 0.99, noNaN: true }),
+        fc.integer({ min: 1, max: 150 }),
+        fc.option(fc.integer({ min: 0, max: 150 }), { nil: undefined }),
+        fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 120 }),
+        async (samples, percentile, minMs, extra, durations) => {
+          const maxMs = extra === undefined ? undefined : minMs + extra;
+          const clock = new FakeClock();
+          const delayMs = maxMs === undefined ? { percentile, minMs, samples } : { percentile, minMs, maxMs, samples };
+          const h = hedge({ delayMs, maxExtraLoad: 0.001, clock }); // too little budget for a hedge: each duration is the first attempt's
+          expect(h.currentDelayMs).toBe(maxMs ?? Infinity);
+          const seen: number[] = [];
+          for (const d of durations) {
+            const call = h.execute(() => delayed(clock, d, d));
+            await clock.advance(d);
+            await call;
+            seen.push(h.currentDelayMs);
+          }
+          expect(seen).toEqual(expectedDelays(durations, percentile, samples, minMs, maxMs));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('with 64 samples: maxMs until 16 are held, then recomputed at once, and again every 4th success', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: { percentile: 0.5, minMs: 1, maxMs: 1_000, samples: 64 }, maxExtraLoad: 0.001, clock });
+    const seen: number[] = [];
+    for (let i = 1; i <= 24; i++) {
+      const d = i; // rising durations: each recomputation moves the median
+      const call = h.execute(() => delayed(clock, d, d));
+      await clock.advance(d);
+      await call;
+      seen.push(h.currentDelayMs);
+    }
+    // 15 × maxMs; at 16 the median (8th of 16) is 8; kept until the 20th (10th of 20), then the 24th (12th of 24)
+    expect(seen).toEqual([...Array(15).fill(1_000), 8, 8, 8, 8, 10, 10, 10, 10, 12]);
+  });
+});
