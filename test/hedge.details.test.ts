@@ -435,3 +435,125 @@ describe('hedge: the percentile delay', () => {
     expect(seen).toEqual([...Array(15).fill(1_000), 8, 8, 8, 8, 10, 10, 10, 10, 12]);
   });
 });
+
+describe('hedge: the one timer with mixed delays', () => {
+  it('hedges due at the same time start in the order their calls were made', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    const started: string[] = [];
+    const calls = ['a', 'b', 'c'].map((name) =>
+      track(h.execute(({ attempt, signal }) => (attempt === 2 && started.push(name), delayed(clock, attempt === 1 ? 500 : 10, name, signal)))),
+    );
+    await clock.advance(50);
+    expect(started).toEqual(['a', 'b', 'c']);
+    await clock.advance(10);
+    expect(calls.map((c) => c.value)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('a hedge armed while hedges fire does not hold back an earlier one already pending', async () => {
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 50, maxHedges: 2, maxExtraLoad: 1, clock });
+    await h.execute(() => 'earns a hedge');
+    const started: string[] = [];
+    const slow = (name: string) => track(h.execute(({ attempt, signal }) => (started.push(`${name}${attempt}@${clock.now()}`), delayed(clock, 1_000, name, signal))));
+    const a = slow('a'); // hedges due at 50, then 100
+    await clock.advance(30);
+    const b = slow('b'); // its hedge is due at 80: after a's first, before a's second
+    await clock.advance(100);
+    expect(started).toEqual(['a1@0', 'b1@30', 'a2@50', 'b2@80', 'a3@100']);
+    await clock.advance(1_000);
+    expect([a.value, b.value]).toEqual(['a', 'b']);
+  });
+
+  it('with a clock that cannot unreference timers, no timer is left once a fired hedge and a later call are done', async () => {
+    const fake = new FakeClock();
+    const clock = { now: () => fake.now(), schedule: fake.schedule.bind(fake), cancel: fake.cancel.bind(fake) };
+    const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+    const a = track(h.execute(({ attempt, signal }) => delayed(fake, attempt === 1 ? 500 : 10, 'a', signal)));
+    await fake.advance(60); // a's hedge fired and won
+    expect(a.value).toBe('a');
+    expect(fake.scheduledTimers).toBe(0);
+    const b = track(h.execute(({ signal }) => delayed(fake, 10, 'b', signal)));
+    expect(fake.scheduledTimers).toBe(2); // b's work and its hedge timer
+    await fake.advance(10);
+    expect(b.value).toBe('b');
+    expect(fake.scheduledTimers).toBe(0);
+  });
+
+  it('each hedge starts exactly at its call’s start plus the delay read when it started, whatever the mix of delays', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.double({ min: 0.05, max: 0.95, noNaN: true }),
+        fc.array(fc.record({ at: fc.integer({ min: 0, max: 400 }), quickMs: fc.option(fc.integer({ min: 1, max: 19 }), { nil: undefined }) }), { minLength: 1, maxLength: 40 }),
+        async (percentile, specs) => {
+          const clock = new FakeClock();
+          // 8 samples: the delay is recomputed after every quick success once two are held, so it keeps changing
+          const unlimited = { recordFirstAttempt: () => {}, tryRetry: () => true }; // every hedge is granted, however many are due at once
+          const h = hedge({ delayMs: { percentile, minMs: 20, maxMs: 200, samples: 8 }, budget: unlimited, clock });
+          const expected: { seq: number; dueAt: number }[] = [];
+          const actual: { seq: number; at: number }[] = [];
+          let seq = 0;
+          for (const spec of [...specs].sort((x, y) => x.at - y.at)) {
+            clock.schedule(() => {
+              const n = seq++;
+              if (spec.quickMs !== undefined) {
+                // always done before its hedge (the delay is at least 20): a success that teaches the delay
+                void h.execute(({ signal }) => delayed(clock, spec.quickMs!, 'q', signal));
+                return;
+              }
+              expected.push({ seq: n, dueAt: clock.now() + h.currentDelayMs });
+              void h.execute(({ attempt, signal }) => {
+                if (attempt === 2) actual.push({ seq: n, at: clock.now() });
+                return delayed(clock, 5_000, 's', signal); // still running when every hedge is due
+              });
+            }, spec.at);
+          }
+          await clock.advance(1_000);
+          const inDueOrder = [...expected].sort((x, y) => x.dueAt - y.dueAt || x.seq - y.seq).map(({ seq, dueAt }) => ({ seq, at: dueAt }));
+          expect(actual).toEqual(inDueOrder);
+          await clock.advance(10_000);
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+});
+
+describe('hedge: the one timer is scheduled only for an entry due sooner than it', () => {
+  it('a call due no sooner than the armed timer, a dead entry and a hedge armed while firing cost no extra schedule', async () => {
+    const fake = new FakeClock();
+    const schedules: [number, number][] = [];
+    const clock = {
+      now: () => fake.now(),
+      schedule: (callback: () => void, delayMs: number) => (schedules.push([fake.now(), delayMs]), fake.schedule(callback, delayMs)),
+      cancel: (handle: unknown) => fake.cancel(handle),
+      keepAlive: (handle: unknown, keepAlive: boolean) => fake.keepAlive(handle, keepAlive),
+    };
+    const unlimited = { recordFirstAttempt: () => {}, tryRetry: () => true };
+    const h = hedge({ delayMs: 50, maxHedges: 2, budget: unlimited, clock });
+    const slow = () => void h.execute(({ signal }) => delayed(fake, 10_000, 'slow', signal));
+    const at = (ms: number, run: () => void) => fake.schedule(run, ms); // the test's and the work's timers go to the fake directly: `schedules` holds the hedge timer's only
+    at(0, slow); // a: hedges due at 50 and 100
+    at(0, slow); // d: due at 50 too, which the armed timer serves
+    at(10, () => void h.execute(({ signal }) => delayed(fake, 5, 'quick', signal))); // b: due at 60, settles at 15, a dead entry between live ones
+    at(12, slow); // c: due at 62, then 112
+    await fake.advance(200);
+    expect(schedules).toEqual([
+      [0, 50], // a
+      [50, 50], // a's second hedge, armed while firing; d's joins it
+      [50, 12], // then re-armed for c, sooner (b's dead entry is skipped)
+      [62, 50], // c's second hedge, armed while firing
+      [62, 38], // re-armed for a's and d's second hedges, sooner
+      [100, 12], // c's second hedge
+    ]);
+    schedules.length = 0;
+    await fake.advance(800); // at 1000
+    slow(); // e, alone: due at 1050, then 1100
+    await fake.advance(200);
+    expect(schedules).toEqual([
+      [1000, 50],
+      [1050, 50], // armed while firing, and already the soonest: not re-armed
+    ]);
+    await fake.advance(20_000);
+  });
+});
