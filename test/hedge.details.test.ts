@@ -4,6 +4,7 @@
  * pending, option messages, the percentile delay's recomputation and the one
  * timer's order with mixed delays. All in virtual time.
  */
+import { createHook } from 'node:async_hooks';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Chain, hedge, pipeline, PolicyBase, retryBudget, type Scope, type WorkContext } from '../src/index.ts';
@@ -555,5 +556,49 @@ describe('hedge: the one timer is scheduled only for an entry due sooner than it
       [1050, 50], // armed while firing, and already the soonest: not re-armed
     ]);
     await fake.advance(20_000);
+  });
+});
+
+describe('hedge: at scale and under async hooks', () => {
+  it('after more than 1024 hedges fire at once, the next pending one is still served at its due time, with one schedule', async () => {
+    const fake = new FakeClock();
+    const schedules: [number, number][] = [];
+    const clock = {
+      now: () => fake.now(),
+      schedule: (callback: () => void, delayMs: number) => (schedules.push([fake.now(), delayMs]), fake.schedule(callback, delayMs)),
+      cancel: (handle: unknown) => fake.cancel(handle),
+      keepAlive: (handle: unknown, keepAlive: boolean) => fake.keepAlive(handle, keepAlive),
+    };
+    const unlimited = { recordFirstAttempt: () => {}, tryRetry: () => true };
+    const h = hedge({ delayMs: 50, budget: unlimited, clock });
+    let hedges = 0;
+    h.onHedge(() => hedges++);
+    const slow = () => void h.execute(({ signal }) => delayed(fake, 10_000, 'slow', signal));
+    for (let i = 0; i < 1_100; i++) slow(); // all due at 50
+    fake.schedule(slow, 1); // due at 51
+    await fake.advance(50);
+    expect(hedges).toBe(1_100);
+    await fake.advance(1);
+    expect(hedges).toBe(1_101);
+    expect(schedules).toEqual([
+      [0, 50],
+      [50, 1], // straight to the next live entry, past the 1,100 fired ones
+    ]);
+    await fake.advance(20_000);
+  });
+
+  it("arms its hedges in an async resource of type 'breakwater.hedge', also while an init hook listens", async () => {
+    const types: string[] = [];
+    const hook = createHook({ init: (_id, type) => void types.push(type) }).enable();
+    try {
+      const clock = new FakeClock();
+      const h = hedge({ delayMs: 50, maxExtraLoad: 1, clock });
+      const call = track(h.execute(({ attempt, signal }) => delayed(clock, attempt === 1 ? 500 : 10, attempt, signal)));
+      await clock.advance(60);
+      expect(call.value).toBe(2);
+    } finally {
+      hook.disable();
+    }
+    expect(types).toContain('breakwater.hedge');
   });
 });
