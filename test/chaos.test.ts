@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { chaos } from '../src/chaos/index.ts';
-import { pipeline, retry, timeout } from '../src/index.ts';
+import { type Chain, pipeline, PolicyBase, retry, type Scope, timeout } from '../src/index.ts';
 import { FakeClock, seededRandom } from '../src/testing/index.ts';
-import { track } from './helpers.ts';
+import { abortListenerCount, track } from './helpers.ts';
 
 describe('chaos', () => {
   it('is off unless enabled: nothing is injected by default', async () => {
@@ -93,6 +93,116 @@ describe('chaos', () => {
         else expect(Math.abs(injected / n - injectionRate)).toBeLessThan(0.05); // > 4 standard deviations at n = 2,000
       }),
       { numRuns: 40 },
+    );
+  });
+});
+
+describe('chaos: what mutation testing showed unpinned', () => {
+  /** A layer recording what the layers below it answered, and when. */
+  class Probe extends PolicyBase {
+    readonly kind = 'probe';
+    readonly seen: unknown[] = [];
+    _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+      return chain.next(index + 1, scope, attempt).then(
+        (value) => (this.seen.push(['value', value]), value),
+        (error: unknown) => {
+          this.seen.push(['error', error]);
+          throw error;
+        },
+      );
+    }
+  }
+
+  /** A layer that hands the layers below it a scope that has already given up. */
+  class GaveUp extends PolicyBase {
+    readonly kind = 'gave-up';
+    readonly reason = new Error('the layer above gave up');
+    _run<T>(chain: Chain<T>, index: number, _scope: Scope | undefined, attempt: number): Promise<T> {
+      const controller = new AbortController();
+      controller.abort(this.reason);
+      return chain.next(index + 1, { signal: controller.signal }, attempt);
+    }
+  }
+
+  it("is of kind 'chaos'", () => {
+    expect(chaos({ kind: 'outcome', value: 1, injectionRate: 1 }).kind).toBe('chaos');
+  });
+
+  it('an abort during an injected delay rejects the layers above with its reason at once, cancels the timer, and never runs the work', async () => {
+    const clock = new FakeClock();
+    const probe = new Probe();
+    let called = false;
+    const slow = chaos({ kind: 'latency', ms: 100, injectionRate: 1, enabled: true, clock });
+    const caller = new AbortController();
+    const call = track(pipeline(probe, slow).execute(() => (called = true), { signal: caller.signal }));
+    await clock.advance(10);
+    const reason = new Error('caller left');
+    caller.abort(reason);
+    expect(clock.scheduledTimers).toBe(0);
+    await clock.flush();
+    expect(probe.seen).toEqual([['error', reason]]);
+    expect(call.error).toBe(reason);
+    await clock.advance(200);
+    expect(called).toBe(false);
+  });
+
+  it('a delayed call that completes leaves no listener on a long-lived caller signal', async () => {
+    const clock = new FakeClock();
+    const slow = chaos({ kind: 'latency', ms: 10, injectionRate: 1, enabled: true, clock });
+    const shutdown = new AbortController();
+    const call = track(slow.execute(() => 'done', { signal: shutdown.signal }));
+    await clock.advance(10);
+    expect(call.value).toBe('done');
+    expect(abortListenerCount(shutdown.signal)).toBe(0);
+  });
+
+  it('a scope already aborted when the delay would start rejects at once, without a timer or the work', async () => {
+    const clock = new FakeClock();
+    const above = new GaveUp();
+    let called = false;
+    const call = track(pipeline(above, chaos({ kind: 'latency', ms: 100, injectionRate: 1, enabled: true, clock })).execute(() => (called = true)));
+    await clock.flush();
+    expect(call.error).toBe(above.reason);
+    expect(clock.scheduledTimers).toBe(0);
+    await clock.advance(200);
+    expect(called).toBe(false);
+  });
+
+  it('a latency function gives the delay of each call', async () => {
+    const clock = new FakeClock();
+    const delays = [50, 20];
+    const slow = chaos({ kind: 'latency', ms: () => delays.shift()!, injectionRate: 1, enabled: true, clock });
+    const first = track(slow.execute(() => 'first'));
+    await clock.advance(49);
+    expect(first.status).toBe('pending');
+    await clock.advance(1);
+    expect(first.value).toBe('first');
+    const second = track(slow.execute(() => 'second'));
+    await clock.advance(20);
+    expect(second.value).toBe('second');
+  });
+
+  it('injects only when the draw is below the rate, and never draws at rate 0', async () => {
+    let draws = 0;
+    const at = (draw: number) => () => (draws++, draw);
+    const half = chaos({ kind: 'outcome', value: 'injected', injectionRate: 0.5, enabled: true, random: at(0.5) });
+    expect(await half.execute(() => 'real')).toBe('real'); // 0.5 is not below 0.5
+    const off = chaos({ kind: 'outcome', value: 'injected', injectionRate: 0, enabled: true, random: at(0) });
+    draws = 0;
+    expect(await off.execute(() => 'real')).toBe('real');
+    expect(draws).toBe(0);
+  });
+
+  it('checks the rate, the options object and the delay, naming what is wrong', () => {
+    expect(chaos({ kind: 'outcome', value: 1, injectionRate: 0 }).injectionRate).toBe(0);
+    expect(() => chaos({ kind: 'fault', error: 1, injectionRate: 20 })).toThrow(RangeError);
+    for (const bad of [Number.NaN, '0.5', '5']) {
+      expect(() => chaos({ kind: 'fault', error: 1, injectionRate: bad as never })).toThrow(TypeError);
+    }
+    expect(() => chaos(undefined as never)).toThrow('chaos: options must be an object; received undefined');
+    expect(() => chaos(null as never)).toThrow('chaos: options must be an object; received null');
+    expect(() => chaos({ kind: 'latency', ms: 'soon' as never, injectionRate: 1 })).toThrow(
+      /option "ms" must be a number of ms from 0 to 2147483647, or a function returning one/,
     );
   });
 });

@@ -120,3 +120,27 @@ describe('keyed pipelines', () => {
     );
   });
 });
+
+describe('keyed: what mutation testing showed unpinned', () => {
+  it("is of kind 'keyed'", () => {
+    expect(keyed({ name: 'k', create: () => [] }).kind).toBe('keyed');
+  });
+
+  it('checks a key by its own rule before it becomes part of a pipeline name', () => {
+    const k = keyed({ name: 'k', create: () => [] });
+    // 40 characters would make a valid pipeline name ("k:" + key), but not a key.
+    expect(() => k.get('y'.repeat(40))).toThrow(/^keyed "k": a key must be 1 to 39 letters, digits or _ \. : \/ -; received /);
+    expect(() => k.get('y'.repeat(40))).toThrow(TypeError);
+    // Not strings, though they read as valid keys.
+    for (const key of [123, ['abc']]) expect(() => k.get(key as never)).toThrow(/a key must be 1 to 39 letters/);
+    expect(k.size).toBe(0);
+    expect(k.get('y'.repeat(39)).name).toBe(`k:${'y'.repeat(39)}`);
+  });
+
+  it('takes a base name of up to 60 characters, as a string only, and says what a name must be', () => {
+    expect(keyed({ name: 'n'.repeat(60), create: () => [] }).name).toBe('n'.repeat(60));
+    const rule = 'a string of 1 to 60 letters, digits or _ . : / - starting with a letter or digit (with the key, it becomes a metrics label value)';
+    expect(() => keyed({ name: 'n'.repeat(61), create: () => [] })).toThrow(rule);
+    expect(() => keyed({ name: ['abc'] as never, create: () => [] })).toThrow(rule); // an array that reads as a valid name
+  });
+});

@@ -273,6 +273,18 @@ describe('every call is reported once, before its caller sees the result', () =>
     expect(reads).toBe(0);
   });
 
+  it('a pipeline timed by a recorder alone reports to it and raises no error of its own', async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ clock }, timeout({ ms: 50, clock }));
+    const recorded: [Outcome, number][] = [];
+    p._record({ record: (outcome, durationMs) => void recorded.push([outcome, durationMs]) });
+    const surfaced = await surfacedErrors(async () => {
+      expect(await p.execute(() => 'value')).toBe('value');
+    });
+    expect(recorded).toEqual([['success', 0]]);
+    expect(surfaced).toEqual([]);
+  });
+
   it('a listener that throws does not change the call’s result, and the error surfaces on its own', async () => {
     const clock = new FakeClock();
     const p = pipeline({ clock }, fallback({ value: 'fallback' }), timeout({ ms: 50, clock }));

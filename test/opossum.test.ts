@@ -693,3 +693,119 @@ describe('fromOpossum: the action contract and validation', () => {
     expect((error as BrokenCircuitError).retryAfterMs).toBe(380);
   });
 });
+
+describe('fromOpossum: the call context and its signal (what mutation testing showed unpinned)', () => {
+  /** A custom action that keeps the context it is given, then runs the work. */
+  function keepingBreaker(options: Options, seen: { context?: { signal: AbortSignal; attempt: number } }) {
+    const breaker = new CircuitBreaker(
+      (run: (context?: unknown) => Promise<unknown>, context: { signal: AbortSignal; attempt: number }) => {
+        seen.context = context;
+        return run(context);
+      },
+      { name: 'dep', ...options },
+    );
+    breakers.push(breaker as CircuitBreaker);
+    return fromOpossum(breaker as unknown as OpossumBreaker, { customAction: true });
+  }
+
+  it("without opossum's timeout, the action's context signal is the caller's own, or one never aborted", async () => {
+    const seen: { context?: { signal: AbortSignal; attempt: number } } = {};
+    const policy = keepingBreaker({ timeout: false }, seen);
+    await policy.execute(() => 'ok');
+    expect(seen.context!.signal).toBeInstanceOf(AbortSignal);
+    expect(seen.context!.signal.aborted).toBe(false);
+    const controller = new AbortController();
+    track(policy.execute(() => never(), { signal: controller.signal }));
+    await flush();
+    controller.abort('caller left');
+    expect(seen.context!.signal.aborted).toBe(true);
+    expect(seen.context!.signal.reason).toBe('caller left');
+  });
+
+  it("with opossum's timeout and a caller signal, the timeout aborts that call's work, and every read gives the same signal", async () => {
+    const seen: { context?: { signal: AbortSignal; attempt: number } } = {};
+    const policy = keepingBreaker({ timeout: 100 }, seen);
+    const controller = new AbortController();
+    let workSignal: AbortSignal | undefined;
+    const call = track(policy.execute((ctx) => ((workSignal = ctx.signal), never()), { signal: controller.signal }));
+    await flush();
+    const first = seen.context!.signal;
+    expect(seen.context!.signal).toBe(first);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(call.error).toBeInstanceOf(TimeoutError);
+    expect(workSignal!.aborted).toBe(true);
+    expect(workSignal!.reason).toBe(call.error);
+    expect(first.aborted).toBe(true);
+    expect(controller.signal.aborted).toBe(false); // the caller's own signal is left alone
+  });
+
+  it("with opossum's timeout, work that reads its signal only after the caller aborted gets it aborted with the caller's reason", async () => {
+    const policy = fromOpossum(makeBreaker({ timeout: 100 }));
+    const controller = new AbortController();
+    let read: (() => AbortSignal) | undefined;
+    const call = track(policy.execute((ctx) => ((read = () => ctx.signal), never()), { signal: controller.signal }));
+    await flush();
+    controller.abort('caller left');
+    await flush();
+    expect(call.error).toBe('caller left');
+    expect(read!().aborted).toBe(true);
+    expect(read!().reason).toBe('caller left');
+  });
+
+  it("with opossum's timeout, a signal first read after the call settled adds no listener to the caller's signal", async () => {
+    const policy = fromOpossum(makeBreaker({ timeout: 100 }));
+    const controller = new AbortController();
+    let read: (() => AbortSignal) | undefined;
+    expect(await policy.execute((ctx) => ((read = () => ctx.signal), 'ok'), { signal: controller.signal })).toBe('ok');
+    expect(read!().aborted).toBe(false);
+    expect(abortListenerCount(controller.signal)).toBe(0);
+  });
+});
+
+describe('fromOpossum: messages and the breaker check (what mutation testing showed unpinned)', () => {
+  it('says the probe is in flight when a half-open breaker refuses, and names the capacity when it is full', async () => {
+    const breaker = makeBreaker({ volumeThreshold: 2, errorThresholdPercentage: 50, resetTimeout: 1_000 });
+    const policy = fromOpossum(breaker);
+    await trip(policy);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(breaker.halfOpen).toBe(true);
+    const probe = track(policy.execute(() => never()));
+    const refused = await policy.execute(() => 1).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BrokenCircuitError);
+    expect((refused as Error).message).toBe('the opossum breaker "dep" is half-open and its probe is in flight: the call was not made');
+    expect(probe.status).toBe('pending');
+    const full = fromOpossum(makeBreaker({ capacity: 1 }));
+    track(full.execute(() => never()));
+    const locked = await full.execute(() => 1).catch((e: unknown) => e);
+    expect((locked as Error).message).toBe('the opossum breaker "dep" already runs its capacity of 1 calls: the call was not made');
+  });
+
+  it('names the other action in its refusal when it has a name', () => {
+    function myAction(run: () => Promise<unknown>): Promise<unknown> {
+      return run();
+    }
+    const named = new CircuitBreaker(myAction, { name: 'named' });
+    const anonymous = new CircuitBreaker((run: () => Promise<unknown>) => run(), { name: 'anon' });
+    Object.defineProperty(anonymous, 'action', { value: Object.defineProperty((run: () => Promise<unknown>) => run(), 'name', { value: '' }) });
+    breakers.push(named as CircuitBreaker, anonymous as CircuitBreaker);
+    expect(() => fromOpossum(named as unknown as OpossumBreaker)).toThrow(/"named" was built around another action \(myAction\), which would be called/);
+    expect(() => fromOpossum(anonymous as unknown as OpossumBreaker)).toThrow(/"anon" was built around another action, which would be called/);
+  });
+
+  it('refuses an object lacking any one of fire, on and removeListener, even with an opossum-like class', () => {
+    class Lookalike {
+      static isOurError(): boolean {
+        return false;
+      }
+    }
+    const methods = { fire() {}, on() {}, removeListener() {} };
+    for (const missing of ['fire', 'on', 'removeListener'] as const) {
+      const value = Object.assign(new Lookalike(), methods);
+      delete (value as unknown as Record<string, unknown>)[missing];
+      Object.setPrototypeOf(value, Lookalike.prototype);
+      expect(() => fromOpossum(value as unknown as OpossumBreaker)).toThrow(
+        new TypeError(`fromOpossum: breaker must be an opossum CircuitBreaker; received an object without ${missing}`),
+      );
+    }
+  });
+});

@@ -217,3 +217,61 @@ describe('pipeline: mistakes are refused with an error that says what to write',
     expect(await alone).toMatchObject({ pipeline: undefined, message: 'the call did not settle within 5 ms' });
   });
 });
+
+describe('pipeline: what mutation testing showed unpinned', () => {
+  /** What `body` throws (vitest's toThrow(regex) lets a thrown `undefined` pass). */
+  function thrownBy(body: () => unknown): unknown {
+    try {
+      body();
+    } catch (error) {
+      return error;
+    }
+    throw new Error('did not throw');
+  }
+
+  it('a disposed pipeline refuses calls with an Error naming it, or saying "pipeline" when it has no name', () => {
+    const named = pipeline({ name: 'orders' });
+    named.dispose();
+    const refusal = thrownBy(() => named.execute(() => 1));
+    expect(refusal).toBeInstanceOf(Error);
+    expect((refusal as Error).message).toBe('pipeline "orders": disposed; it runs no more calls (create a new pipeline)');
+    const unnamed = pipeline();
+    unnamed.dispose();
+    expect((thrownBy(() => unnamed.execute(() => 1)) as Error).message).toBe('pipeline: disposed; it runs no more calls (create a new pipeline)');
+  });
+
+  it('a second dispose() does nothing: onDispose fires once', () => {
+    const p = pipeline({ name: 'x' });
+    let disposed = 0;
+    p.onDispose(() => disposed++);
+    p.dispose();
+    p.dispose();
+    expect(disposed).toBe(1);
+  });
+
+  it("a recorder's remover removes that recording only, however often it is called", async () => {
+    const clock = new FakeClock();
+    const p = pipeline({ clock });
+    const seen = { a: 0, b: 0 };
+    const a = { record: () => void seen.a++ };
+    const b = { record: () => void seen.b++ };
+    const removeA = p._record(a);
+    p._record(b);
+    await p.execute(() => 1);
+    removeA();
+    await p.execute(() => 2);
+    expect(seen).toEqual({ a: 1, b: 2 }); // b keeps recording
+    const again = p._record(a); // a records again, through a new remover
+    removeA(); // the old remover does nothing now
+    await p.execute(() => 3);
+    expect(seen).toEqual({ a: 2, b: 3 });
+    again();
+  });
+
+  it('runs calls, untimed, once every recorder is removed and nobody listens', async () => {
+    const p = pipeline();
+    const remove = p._record({ record: () => {} });
+    remove();
+    await expect(p.execute(() => 'still runs')).resolves.toBe('still runs');
+  });
+});

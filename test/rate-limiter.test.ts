@@ -136,3 +136,102 @@ describe('rateLimiter: a very low rate', () => {
     expect(waiting.status).toBe('pending');
   });
 });
+
+describe('rateLimiter: what mutation testing showed unpinned', () => {
+  /** A FakeClock view that records the delays asked for, and can run its timers `lateMs` late (a busy event loop). */
+  function recordingClock(lateMs = 0) {
+    const fake = new FakeClock();
+    const delays: number[] = [];
+    const clock = {
+      now: () => fake.now(),
+      schedule: (fn: () => void, ms: number) => {
+        delays.push(ms);
+        return fake.schedule(fn, ms + lateMs);
+      },
+      cancel: (t: unknown) => fake.cancel(t),
+    };
+    return { fake, clock, delays };
+  }
+
+  it("is a policy of kind 'rate-limiter' whose tokens refill with time, read or not", async () => {
+    const clock = new FakeClock();
+    const limiter = rateLimiter({ ratePerSecond: 5, clock });
+    expect(limiter.kind).toBe('rate-limiter');
+    for (let i = 0; i < 5; i++) await limiter.execute(() => i);
+    expect(limiter.tokens).toBe(0);
+    await clock.advance(600);
+    expect(limiter.tokens).toBe(3); // 5 per second for 0.6 s
+    await clock.advance(10_000);
+    expect(limiter.tokens).toBe(5); // never above the burst
+  });
+
+  it('a call arriving while others wait never jumps the queue, even when the timer of the token is late', async () => {
+    const { fake, clock } = recordingClock(50);
+    const limiter = rateLimiter({ ratePerSecond: 10, burst: 1, maxQueue: 5, clock });
+    const order: string[] = [];
+    await limiter.execute(() => order.push('first'));
+    const waiter = track(limiter.execute(() => order.push('waiter'))); // its token is due at 100, its timer runs at 150
+    await fake.advance(120); // a token is in the bucket, the waiter not yet woken
+    const later = track(limiter.execute(() => order.push('later')));
+    await fake.advance(200);
+    expect(waiter.status).toBe('fulfilled');
+    expect(later.status).toBe('fulfilled');
+    expect(order).toEqual(['first', 'waiter', 'later']);
+  });
+
+  it('asks the clock to wake it when the next token is due, one timer per waiter', async () => {
+    // 3 per second: a token every 333.3 ms, so the bucket holds fractions between wake-ups
+    const { fake, clock, delays } = recordingClock();
+    const limiter = rateLimiter({ ratePerSecond: 3, burst: 2, maxQueue: 5, clock });
+    const waited: number[] = [];
+    limiter.onAdmit(({ waitedMs }) => waited.push(waitedMs));
+    const calls = [1, 2, 3, 4].map((n) => track(limiter.execute(() => n)));
+    await fake.advance(1_000);
+    expect(calls.map((c) => c.value)).toEqual([1, 2, 3, 4]);
+    expect(delays).toEqual([334, 333]); // 334: 1.002 tokens at the first wake-up, 0.002 left for the next
+    expect(waited).toEqual([0, 0, 334, 667]);
+  });
+
+  it('says how long to wait from the fraction of a token already back, and lets a call wait exactly maxWaitMs', async () => {
+    const clock = new FakeClock();
+    const limiter = rateLimiter({ ratePerSecond: 10, burst: 1, clock });
+    const rejects: unknown[] = [];
+    limiter.onReject(({ error }) => rejects.push(error));
+    await limiter.execute(() => 1);
+    await clock.advance(40); // 0.4 of a token is back
+    const refused = await limiter.execute(() => 2).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ retryAfterMs: 60 });
+    expect(rejects).toEqual([refused]);
+    expect(rejects[0]).toBe(refused);
+
+    const queued = rateLimiter({ ratePerSecond: 10, burst: 1, maxQueue: 5, maxWaitMs: 100, clock });
+    await queued.execute(() => 1);
+    const exact = track(queued.execute(() => 'waited 100 ms')); // waits exactly maxWaitMs: allowed
+    await clock.advance(100);
+    expect(exact.value).toBe('waited 100 ms');
+  });
+
+  it('a clock that went backwards takes no tokens away', async () => {
+    const clock = { at: 1_000, now: () => clock.at, schedule: () => 0, cancel: () => {} };
+    const limiter = rateLimiter({ ratePerSecond: 10, burst: 4, clock });
+    await limiter.execute(() => 1);
+    await limiter.execute(() => 2);
+    expect(limiter.tokens).toBe(2);
+    clock.at = 500;
+    expect(limiter.tokens).toBe(2);
+    clock.at = 600; // still before the last reading: nothing comes back yet
+    expect(limiter.tokens).toBe(2);
+    clock.at = 1_100; // 100 ms after the last reading: one token more
+    expect(limiter.tokens).toBe(3);
+  });
+
+  it('names itself in its option errors, with hints for other names of the rate', () => {
+    expect(() => rateLimiter({ ratePerSecond: 0 })).toThrow(/^rateLimiter: option "ratePerSecond"/);
+    expect(() => rateLimiter({ limit: 5 } as never)).toThrow(/unknown option "limit" \(the limit is ratePerSecond\)/);
+    expect(() => rateLimiter({ interval: 5 } as never)).toThrow(/unknown option "interval" \(the rate is per second: write ratePerSecond\)/);
+    expect(() => rateLimiter({ ratePerSecond: 5, maxWaitMs: 10 })).toThrow(
+      'rateLimiter: option "maxWaitMs" needs a queue: set "maxQueue" above 0; received maxQueue 0',
+    );
+    expect(() => rateLimiter({ ratePerSecond: 5, maxQueue: 0, maxWaitMs: 10 })).toThrow(/option "maxWaitMs" needs a queue/);
+  });
+});

@@ -102,6 +102,89 @@ describe('retryBudget', () => {
   });
 });
 
+describe('retryBudget: what mutation testing showed unpinned', () => {
+  /** A clock whose time the test sets, backwards too (FakeClock only moves forward). */
+  function settableClock(startMs: number) {
+    const clock = { at: startMs, now: () => clock.at, schedule: () => 0, cancel: () => {} };
+    return clock;
+  }
+
+  it('counts its window from the clock it is given, when that clock does not start at 0', async () => {
+    const clock = new FakeClock(5_000);
+    const budget = retryBudget({ ratio: 1, minPerSecond: 0, windowMs: 1_000, clock });
+    budget.recordFirstAttempt();
+    expect(budget.tryRetry()).toBe(true);
+    await clock.advance(1_000);
+    expect([budget.firstAttemptsInWindow, budget.retriesInWindow]).toEqual([0, 0]);
+  });
+
+  it('each getter moves the window to now before it answers', async () => {
+    const clock = new FakeClock();
+    // minPerSecond 1 over 1 s: a floor of one retry
+    const budget = retryBudget({ ratio: 1, minPerSecond: 1, windowMs: 1_000, clock });
+    budget.recordFirstAttempt();
+    expect(budget.tryRetry()).toBe(true);
+    await clock.advance(1_000);
+    expect(budget.retriesInWindow).toBe(0); // read first, after the window moved
+    budget.recordFirstAttempt();
+    await clock.advance(1_000);
+    expect(budget.maxRetriesInWindow).toBe(1); // the first attempt expired: the floor alone
+    expect(budget.tryRetry()).toBe(true);
+    expect(budget.remainingRetries).toBe(0);
+    await clock.advance(1_000);
+    expect(budget.remainingRetries).toBe(1); // the spent retries expired: the floor again
+  });
+
+  it('a clock that went backwards keeps counting in the newest bucket, and loses nothing when it catches up', () => {
+    const clock = settableClock(500);
+    const budget = retryBudget({ ratio: 1, minPerSecond: 0, windowMs: 1_000, clock });
+    budget.recordFirstAttempt(); // t = 500, bucket 5
+    clock.at = 250; // backwards, by two buckets
+    budget.recordFirstAttempt(); // still counted in bucket 5
+    expect(budget.firstAttemptsInWindow).toBe(2);
+    clock.at = 600; // one bucket after the newest: nothing expires
+    expect(budget.firstAttemptsInWindow).toBe(2);
+    clock.at = 1_500; // bucket 15: bucket 5 has left the window
+    expect(budget.firstAttemptsInWindow).toBe(0);
+  });
+
+  it('after a gap longer than the window, counts made since expire bucket by bucket, and only they', async () => {
+    const clock = new FakeClock();
+    const budget = retryBudget({ ratio: 1, minPerSecond: 0, windowMs: 1_000, clock });
+    budget.recordFirstAttempt(); // t = 0, bucket 0
+    expect(budget.tryRetry()).toBe(true);
+    await clock.advance(5_500); // bucket 55: the whole window is gone at once
+    budget.recordFirstAttempt();
+    expect(budget.tryRetry()).toBe(true);
+    await clock.advance(500); // bucket 60: buckets 56 to 60 expire, bucket 55 stays
+    expect([budget.firstAttemptsInWindow, budget.retriesInWindow]).toEqual([1, 1]);
+    await clock.advance(500); // bucket 65: bucket 55 has left the window
+    expect([budget.firstAttemptsInWindow, budget.retriesInWindow]).toEqual([0, 0]);
+  });
+
+  it('expires bucket by bucket on a clock below zero', async () => {
+    const clock = new FakeClock(-550); // bucket -6
+    const budget = retryBudget({ ratio: 1, minPerSecond: 0, windowMs: 1_000, clock });
+    budget.recordFirstAttempt();
+    expect(budget.tryRetry()).toBe(true);
+    await clock.advance(100); // bucket -5: nothing has left the window yet
+    expect([budget.firstAttemptsInWindow, budget.retriesInWindow]).toEqual([1, 1]);
+    await clock.advance(850); // t = 400, bucket 4: bucket -6 has left it
+    expect([budget.firstAttemptsInWindow, budget.retriesInWindow]).toEqual([0, 0]);
+  });
+
+  it('a clock jump of any length costs one reset of the window, not a step per bucket skipped', async () => {
+    // 10 ms window, 1 ms buckets: a walk over every skipped bucket would not end.
+    const clock = new FakeClock();
+    const budget = retryBudget({ ratio: 1, minPerSecond: 0, windowMs: 10, clock });
+    budget.recordFirstAttempt();
+    await clock.advance(1e15);
+    expect(budget.firstAttemptsInWindow).toBe(0);
+    budget.recordFirstAttempt();
+    expect(budget.tryRetry()).toBe(true);
+  });
+});
+
 describe('retry with a budget', () => {
   it('shares one budget between policies: retries stop for both, errors pass unchanged, events fire on both', async () => {
     const clock = new FakeClock();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { isIsolatedCircuitError, pipeline, rollout, type RolloutRollback, timeout } from '../src/index.ts';
+import { type Chain, isIsolatedCircuitError, pipeline, PolicyBase, rollout, ROLLOUT_DEFAULTS, type RolloutRollback, type Scope, timeout } from '../src/index.ts';
 import { FakeClock, seededRandom } from '../src/testing/index.ts';
-import { delayed, never, track } from './helpers.ts';
+import { abortListenerCount, delayed, never, track } from './helpers.ts';
 
 const stable = (): string => 'stable';
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -272,5 +272,283 @@ describe('rollout', () => {
     expect(r.inFlight).toBe(0);
     await clock.advance(10_000);
     expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('rollout: what mutation testing showed unpinned', () => {
+  /** A layer counting the calls that pass through it. */
+  class Counter extends PolicyBase {
+    readonly kind = 'counter';
+    calls = 0;
+    _run<T>(chain: Chain<T>, index: number, scope: Scope | undefined, attempt: number): Promise<T> {
+      this.calls++;
+      return chain.next(index + 1, scope, attempt);
+    }
+  }
+  const fail = (): Promise<never> => Promise.reject(new Error('broke'));
+
+  it("is of kind 'rollout', with pinned defaults", () => {
+    expect(rollout({ experimental: () => 1, share: 0 }).kind).toBe('rollout');
+    expect(ROLLOUT_DEFAULTS).toEqual({ rampStep: 0.05, rampEveryMs: 60_000, minimumCalls: 50, errorRateMargin: 0.05, signalRateMargin: 0.05, window: { ms: 60_000, buckets: 6 } });
+  });
+
+  it('forgets experimental calls older than the default 60 s window', async () => {
+    const clock = new FakeClock();
+    let broken = true;
+    const r = rollout({ experimental: () => (broken ? fail() : 'new'), share: 1, rampStep: 1, minimumCalls: 10, clock, breaker: { minimumCalls: 1_000 } });
+    for (let i = 0; i < 9; i++) await r.execute(stable);
+    await clock.advance(61_000);
+    broken = false;
+    for (let i = 0; i < 10; i++) await r.execute(stable);
+    expect(r.rolledBack).toBeUndefined();
+  });
+
+  it('judges a report against the window as it is now, and rolls back on an experimental report at once', async () => {
+    const clock = new FakeClock();
+    const r = rollout({ experimental: () => 'new', share: 1, rampStep: 1, minimumCalls: 10, clock, window: { ms: 10_000, buckets: 10 } });
+    for (let i = 0; i < 10; i++) await r.execute(stable);
+    await clock.advance(20_000); // those ten calls have left the window
+    r.report('experimental', 5);
+    expect(r.rolledBack).toBeUndefined();
+    // signals reported while too few calls are in the window, then forgotten
+    await r.execute(stable);
+    r.report('experimental', 5);
+    await clock.advance(20_000);
+    for (let i = 0; i < 10; i++) await r.execute(stable);
+    expect(r.rolledBack).toBeUndefined();
+    r.report('experimental', 1); // 1 signal per 10 calls: 0.1 ≥ 0.05, judged on the report itself
+    expect(r.rolledBack).toMatchObject({ reason: 'signal-rate', experimentalRate: 0.1, stableRate: 0, calls: 10 });
+  });
+
+  it('a stable report is not a reason to judge the experiment; stable calls that left the window no longer count', async () => {
+    const clock = new FakeClock();
+    const draw = { value: 0.9 }; // share 0.5: 0.9 goes stable, 0.1 to the experiment
+    let experimentFails = false;
+    const r = rollout({
+      experimental: () => (experimentFails ? fail() : 'new'),
+      share: 0.5,
+      rampStep: 1,
+      minimumCalls: 10,
+      clock,
+      random: () => draw.value,
+      breaker: { minimumCalls: 1_000 },
+    });
+    for (let i = 0; i < 10; i++) await r.execute(fail).catch(() => {}); // t = 0: ten stable failures
+    await clock.advance(35_000);
+    draw.value = 0.1;
+    for (let i = 0; i < 10; i++) {
+      experimentFails = i % 2 === 0; // half of the experiment's calls fail
+      await r.execute(stable);
+    }
+    expect(r.rolledBack).toBeUndefined(); // 0.5 against the stable path's 1.0
+    await clock.advance(30_000); // t = 65 s: the stable failures have left the window, the experiment's have not
+    r.report('stable');
+    expect(r.rolledBack).toBeUndefined(); // not judged on a stable report
+    r.report('experimental');
+    expect(r.rolledBack).toMatchObject({ reason: 'error-rate', experimentalRate: 0.5, stableRate: 0 });
+  });
+
+  it("reports the stable path's error rate as failures per stable call in the rollback", async () => {
+    const clock = new FakeClock();
+    const draws = [0.9, 0.9, 0.9, 0.9];
+    const r = rollout({ experimental: fail, share: 0.5, rampStep: 1, minimumCalls: 10, clock, random: () => draws.shift() ?? 0.1, breaker: { minimumCalls: 1_000 } });
+    await r.execute(fail).catch(() => {});
+    for (let i = 0; i < 3; i++) await r.execute(stable);
+    for (let i = 0; i < 10; i++) await r.execute(stable);
+    expect(r.rolledBack).toMatchObject({ reason: 'error-rate', experimentalRate: 1, stableRate: 0.25, calls: 10 });
+  });
+
+  it('does not roll back an error rate within the margin, and rolls back a signal rate exactly at it', async () => {
+    const clock = new FakeClock();
+    let n = 0;
+    const r = rollout({ experimental: () => (n++ === 0 ? fail() : 'new'), share: 1, rampStep: 1, minimumCalls: 50, clock, breaker: { minimumCalls: 1_000 } });
+    for (let i = 0; i < 50; i++) await r.execute(stable); // 1 failure in 50: 0.02 < 0.05
+    expect(r.rolledBack).toBeUndefined();
+    const s = rollout({ experimental: () => 'new', share: 1, rampStep: 1, minimumCalls: 10, signalRateMargin: 0.1, clock });
+    for (let i = 0; i < 10; i++) await s.execute(stable);
+    s.report('experimental'); // 1 / 10 = 0.1: the margin itself
+    expect(s.rolledBack).toMatchObject({ reason: 'signal-rate' });
+  });
+
+  it('a rollback reports the share falling to 0 once; while rolled back the share neither moves nor is judged again', async () => {
+    const clock = new FakeClock();
+    const changes: [number, number][] = [];
+    const rollbacks: unknown[] = [];
+    const r = rollout({ experimental: () => 'new', share: 0.5, rampStep: 0.1, rampEveryMs: 1_000, minimumCalls: 10, clock, random: () => 0 });
+    r.onShareChange((e) => changes.push([e.from, e.to]));
+    r.onRollback((e) => rollbacks.push(e));
+    for (let i = 0; i < 10; i++) await r.execute(stable);
+    r.report('experimental', 5);
+    expect(rollbacks).toHaveLength(1);
+    expect(changes.at(-1)).toEqual([0.1, 0]);
+    const before = changes.length;
+    for (let i = 0; i < 5; i++) {
+      await clock.advance(1_000);
+      expect(await r.execute(stable)).toBe('stable');
+    }
+    r.report('experimental', 5); // no second rollback
+    expect(rollbacks).toHaveLength(1);
+    expect(changes.length).toBe(before);
+    r.release();
+    expect(r.breaker.state).toBe('closed'); // the one isolation, released
+    await r.execute(stable);
+    expect(r.share).toBe(0.1); // climbs again from 0, one step
+    expect(r.rolledBack).toBeUndefined();
+  });
+
+  it('a rollback while the share is already 0 reports no share change', async () => {
+    const clock = new FakeClock();
+    const flag = { share: 1 };
+    const changes: [number, number][] = [];
+    const r = rollout({ experimental: () => 'new', share: () => flag.share, rampStep: 1, minimumCalls: 10, clock });
+    for (let i = 0; i < 10; i++) await r.execute(stable);
+    flag.share = 0;
+    await r.execute(stable);
+    r.onShareChange((e) => changes.push([e.from, e.to]));
+    r.report('experimental', 5);
+    expect(r.rolledBack).toMatchObject({ reason: 'signal-rate' });
+    expect(changes).toEqual([]);
+  });
+
+  it('release() starts both paths afresh, and does nothing without a rollback', async () => {
+    const clock = new FakeClock();
+    const draw = { value: 0.1 };
+    let experimentFails = false;
+    const r = rollout({ experimental: () => (experimentFails ? fail() : 'new'), share: 0.5, rampStep: 1, minimumCalls: 10, clock, random: () => draw.value, breaker: { minimumCalls: 1_000 } });
+    expect(() => r.release()).not.toThrow();
+    for (let i = 0; i < 10; i++) await r.execute(stable);
+    draw.value = 0.9;
+    for (let i = 0; i < 10; i++) await r.execute(fail).catch(() => {}); // the stable path fails
+    draw.value = 0.1;
+    r.report('experimental', 10); // rolled back on signals
+    expect(r.rolledBack).toMatchObject({ reason: 'signal-rate' });
+    r.release();
+    experimentFails = true;
+    for (let i = 0; i < 10; i++) await r.execute(stable);
+    // judged against a fresh stable path (no calls), not the failures before the release
+    expect(r.rolledBack).toMatchObject({ reason: 'error-rate', experimentalRate: 1, stableRate: 0, calls: 10 });
+  });
+
+  it('release() forgets the signals reported before it', async () => {
+    const clock = new FakeClock();
+    const r = rollout({ experimental: () => 'new', share: 1, rampStep: 1, minimumCalls: 10, clock });
+    for (let i = 0; i < 10; i++) await r.execute(stable);
+    r.report('experimental', 10);
+    expect(r.rolledBack).toMatchObject({ reason: 'signal-rate' });
+    r.release();
+    for (let i = 0; i < 10; i++) await r.execute(stable); // ten healthy calls and no new signal
+    expect(r.rolledBack).toBeUndefined();
+  });
+
+  it('every path passes the call on to the next layer down, once', async () => {
+    const clock = new FakeClock();
+    const flag = { share: 0 };
+    const draw = { value: 0.9 };
+    const outer = new Counter();
+    const r = rollout({ experimental: fail, share: () => flag.share, rampStep: 1, clock, random: () => draw.value, breaker: { minimumCalls: 1_000 }, minimumCalls: 1_000 });
+    let work = 0;
+    const p = pipeline(outer, r);
+    expect(await p.execute(() => (work++, 'stable'))).toBe('stable'); // share 0
+    flag.share = 0.5;
+    expect(await p.execute(() => (work++, 'stable'))).toBe('stable'); // the control path
+    draw.value = 0.1;
+    expect(await p.execute(() => (work++, 'stable'))).toBe('stable'); // the experiment failed
+    expect([outer.calls, work]).toEqual([3, 3]);
+  });
+
+  it('draws no random number at share 0; a draw equal to the share goes stable; an isolated experiment is not tried', async () => {
+    const clock = new FakeClock();
+    let draws = 0;
+    const failed: unknown[] = [];
+    const zero = rollout({ experimental: () => 'new', share: 0, clock, random: () => (draws++, 0) });
+    await zero.execute(stable);
+    expect(draws).toBe(0);
+    const half = rollout({ experimental: () => 'new', share: 0.5, rampStep: 1, clock, random: () => 0.5 });
+    expect(await half.execute(stable)).toBe('stable');
+    const isolated = rollout({ experimental: () => 'new', share: 1, rampStep: 1, clock, random: () => 0 });
+    isolated.onExperimentFailed((e) => failed.push(e.error));
+    isolated.breaker.isolate();
+    expect(await isolated.execute(stable)).toBe('stable');
+    expect(failed).toEqual([]);
+  });
+
+  it('a caller abort during the experiment neither runs the stable path nor leaves the exposure or a listener behind', async () => {
+    const clock = new FakeClock();
+    let stableCalls = 0;
+    const r = rollout({ experimental: () => never(), share: 1, rampStep: 1, clock });
+    const caller = new AbortController();
+    const call = track(r.execute(() => (stableCalls++, 'stable'), { signal: caller.signal }));
+    await clock.flush();
+    expect(r.inFlight).toBe(1);
+    caller.abort(new Error('caller left'));
+    await clock.flush();
+    expect(call.status).toBe('rejected');
+    expect(r.inFlight).toBe(0); // the work ignores its signal: the exposure still ends
+    expect(stableCalls).toBe(0);
+    const shutdown = new AbortController();
+    const done = rollout({ experimental: () => 'new', share: 1, rampStep: 1, clock });
+    expect(await done.execute(stable, { signal: shutdown.signal })).toBe('new');
+    expect(abortListenerCount(shutdown.signal)).toBe(0);
+  });
+
+  it("the breaker opening cuts nothing in flight; an isolation empties the in-flight set at once", async () => {
+    const clock = new FakeClock();
+    let n = 0;
+    const r = rollout({
+      experimental: () => (n++ === 0 ? delayed(clock, 100, 'slow new') : fail()),
+      share: 1,
+      rampStep: 1,
+      minimumCalls: 1_000,
+      clock,
+      breaker: { minimumCalls: 2, failureRateThreshold: 0.5, halfOpenAfterMs: 10_000 },
+    });
+    const slow = track(r.execute(stable));
+    await r.execute(stable);
+    await r.execute(stable);
+    expect(r.breaker.state).toBe('open');
+    await clock.advance(100);
+    expect(slow.value).toBe('slow new');
+    const s = rollout({ experimental: () => never(), share: 1, rampStep: 1, clock });
+    track(s.execute(stable));
+    track(s.execute(stable));
+    await clock.flush();
+    expect(s.inFlight).toBe(2);
+    s.breaker.isolate();
+    expect(s.inFlight).toBe(0);
+  });
+
+  it("does not count its breaker's refusals as the experiment's failures", async () => {
+    const clock = new FakeClock();
+    const r = rollout({ experimental: fail, share: 1, rampStep: 1, minimumCalls: 10, clock, breaker: { minimumCalls: 5, halfOpenAfterMs: 60_000 } });
+    for (let i = 0; i < 20; i++) expect(await r.execute(stable)).toBe('stable');
+    expect(r.breaker.state).toBe('open');
+    expect(r.rolledBack).toBeUndefined(); // 5 failures, then refusals: fewer than 10 calls judged
+  });
+
+  it("a stable call's failure reaches the caller and counts in the stable path's rate", async () => {
+    const clock = new FakeClock();
+    const draw = { value: 0.9 };
+    let n = 0;
+    const r = rollout({ experimental: () => (n++ % 2 === 0 ? fail() : 'new'), share: 0.5, rampStep: 1, minimumCalls: 10, clock, random: () => draw.value, breaker: { minimumCalls: 1_000 } });
+    const down = new Error('stable down');
+    for (let i = 0; i < 10; i++) {
+      if (i % 2 === 0) await expect(r.execute(() => Promise.reject(down))).rejects.toBe(down);
+      else expect(await r.execute(stable)).toBe('stable');
+    }
+    draw.value = 0.1;
+    for (let i = 0; i < 10; i++) await r.execute(stable); // the experiment fails half its calls, as the stable path does
+    expect(r.rolledBack).toBeUndefined();
+  });
+
+  it('reports what a flag that throws threw, and checks the count of a report', () => {
+    const refused: unknown[] = [];
+    const boom = new Error('flag service down');
+    const r = rollout({ experimental: () => 'new', share: () => { throw boom; }, clock: new FakeClock() });
+    r.onShareRefused((e) => refused.push(e.value));
+    return r.execute(stable).then(() => {
+      expect(refused).toEqual([boom]);
+      expect(() => r.report('stable', 1_000_001)).toThrow(/count must be an integer from 1 to 1000000; received 1000001/);
+      expect(() => r.report('stable', 1_000_000)).not.toThrow();
+    });
   });
 });

@@ -312,3 +312,74 @@ describe('throttle: the window', () => {
     expect(policy.probability).toBe(0);
   });
 });
+
+describe('throttle: what mutation testing showed unpinned', () => {
+  /** A FakeClock view that counts the readings taken of it. */
+  function readCounting() {
+    const fake = new FakeClock();
+    const clock = {
+      reads: 0,
+      now: () => {
+        clock.reads++;
+        return fake.now();
+      },
+      schedule: (cb: () => void, ms: number) => fake.schedule(cb, ms),
+      cancel: (h: unknown) => fake.cancel(h),
+    };
+    return { fake, clock };
+  }
+
+  it('accepts and probability move the window to now before they answer', async () => {
+    const { policy, clock } = make({ window: { ms: 1_000, buckets: 10 }, requestsPerAccept: 1 }, 1);
+    await run(policy, 3, ok);
+    await run(policy, 3, fails);
+    expect(policy.probability).toBe(3 / 7); // (6 − 3) / 7
+    await clock.advance(1_000);
+    expect(policy.probability).toBe(0); // read first, after the window moved
+    await run(policy, 2, ok);
+    await clock.advance(1_000);
+    expect(policy.accepts).toBe(0); // read first, after the window moved
+  });
+
+  it('while the window holds no refusal, or fewer than minimumRequests requests, a call reads the clock only when it settles', async () => {
+    const quiet = readCounting();
+    const healthy = throttle({ clock: quiet.clock, minimumRequests: 5, random: () => 0 });
+    await run(healthy, 10, ok); // no refusal, and past minimumRequests from the 6th call
+    const before = quiet.clock.reads;
+    await run(healthy, 10, ok);
+    expect(quiet.clock.reads - before).toBe(10);
+
+    const few = readCounting();
+    const sparse = throttle({ clock: few.clock, minimumRequests: 20, random: () => 0 });
+    await run(sparse, 2, fails); // refusals, but far fewer than 20 requests
+    const since = few.clock.reads;
+    await run(sparse, 5, ok);
+    expect(few.clock.reads - since).toBe(5);
+  });
+
+  it('lets a call through when the draw equals the probability: it refuses only below it', async () => {
+    // 3 refusals, no accept: (3 − 0) / 4 = 0.75
+    const { policy, random } = make({ requestsPerAccept: 2 }, 0.75);
+    await run(policy, 3, fails);
+    expect(policy.probability).toBe(0.75);
+    const draws = random.mock.calls.length;
+    await expect(policy.execute(ok)).resolves.toBe('ok');
+    expect(random.mock.calls.length - draws).toBe(1);
+  });
+
+  it('points users of the SRE book, gRPC, Beam and Envoy at its own option names', () => {
+    const hints: [string, string][] = [
+      ['k', "the SRE book's K is requestsPerAccept"],
+      ['K', "the SRE book's K is requestsPerAccept"],
+      ['ratioForAccepts', "gRPC's ratioForAccepts is requestsPerAccept"],
+      ['overloadRatio', "Beam's overload_ratio is requestsPerAccept"],
+      ['srThreshold', "Envoy's sr_threshold is 1 / requestsPerAccept: 0.5 becomes requestsPerAccept: 2"],
+      ['maxRejectionRate', 'maxRejectionRate is maxRejectionProbability'],
+      ['requestsPadding', "gRPC's requestsPadding has no equivalent: the padding is 1, and minimumRequests guards low traffic"],
+      ['windowMs', 'windowMs is window: { ms }'],
+    ];
+    for (const [name, hint] of hints) {
+      expect(() => throttle({ [name]: 1 } as never)).toThrow(`throttle: unknown option "${name}" (${hint})`);
+    }
+  });
+});

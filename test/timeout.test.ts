@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isTimeoutError, pipeline, timeout, TimeoutError } from '../src/index.ts';
+import { type Chain, isTimeoutError, pipeline, PolicyBase, type Scope, timeout, TimeoutError } from '../src/index.ts';
 import { FakeClock } from '../src/testing/index.ts';
 import { abortListenerCount, delayed, never, surfacedErrors, track } from './helpers.ts';
 
@@ -349,5 +349,140 @@ describe('timeout', () => {
     expect(() => timeout({} as never)).toThrow(/option "ms" is required/);
     expect(() => timeout({ ms: 5, clock: {} as never })).toThrow(/option "clock" must be a Clock/);
     expect(() => timeout(JSON.parse('{"ms": 5, "__proto__": {"x": 1}}'))).toThrow(/unknown option "__proto__"/);
+  });
+});
+
+describe('timeout: what mutation testing showed unpinned', () => {
+  /** A layer that hands the layers below it a scope that has already given up. */
+  class GaveUp extends PolicyBase {
+    readonly kind = 'gave-up';
+    readonly reason = new Error('the layer above gave up');
+    _run<T>(chain: Chain<T>, index: number, _scope: Scope | undefined, attempt: number): Promise<T> {
+      const controller = new AbortController();
+      controller.abort(this.reason);
+      return chain.next(index + 1, { signal: controller.signal }, attempt);
+    }
+  }
+
+  it('refuses at once, without calling the work, when the layer above hands it a scope already aborted', async () => {
+    const clock = new FakeClock();
+    const above = new GaveUp();
+    let called = false;
+    const t = track(
+      pipeline(above, timeout({ ms: 100, clock })).execute(() => {
+        called = true;
+        return never();
+      }),
+    );
+    await clock.flush();
+    expect(t.error).toBe(above.reason);
+    expect(called).toBe(false);
+    expect(clock.scheduledTimers).toBe(0); // no deadline was armed for it
+  });
+
+  it('onLateRejection stays quiet for work the caller abandoned: only an expired deadline makes a rejection late', async () => {
+    const clock = new FakeClock();
+    const policy = timeout({ ms: 100, clock });
+    const late: unknown[] = [];
+    policy.onLateRejection((e) => late.push(e.error));
+    const caller = new AbortController();
+    const t = track(policy.execute(() => delayed(clock, 20, undefined).then(() => Promise.reject(new Error('failed anyway'))), { signal: caller.signal }));
+    caller.abort('caller left');
+    await clock.advance(200);
+    expect(t.error).toBe('caller left');
+    expect(late).toEqual([]);
+  });
+
+  it('onLateRejection fires for work that read its signal and still failed later with an error of its own', async () => {
+    const clock = new FakeClock();
+    const policy = timeout({ ms: 10, clock });
+    const late: unknown[] = [];
+    policy.onLateRejection((e) => late.push(e.error));
+    const own = new Error('read the signal, ignored it');
+    const { proxy: unreadable, revoke } = Proxy.revocable({}, {});
+    revoke(); // reading any property of it throws
+    for (const error of [own, unreadable]) {
+      track(
+        policy.execute(({ signal }) => {
+          void signal.aborted; // reads it, does not act on it
+          return delayed(clock, 20, undefined).then(() => Promise.reject(error));
+        }),
+      );
+    }
+    await clock.advance(30);
+    expect(late).toHaveLength(2);
+    expect(late[0]).toBe(own);
+    expect(late[1]).toBe(unreadable); // a rejection that cannot be inspected is not taken for an abort
+  });
+
+  it('a call started by an onTimeout listener does not push back the deadline of a call already in flight', async () => {
+    const clock = new FakeClock();
+    const policy = timeout({ ms: 100, clock });
+    const started: ReturnType<typeof track>[] = [];
+    policy.onTimeout(() => {
+      if (started.length === 0) started.push(track(policy.execute(() => never())));
+    });
+    const a = track(policy.execute(() => never()));
+    await clock.advance(50);
+    const b = track(policy.execute(() => never()));
+    await clock.advance(50); // t = 100: a expires, its listener starts c (deadline 200)
+    expect(a.status).toBe('rejected');
+    expect(started).toHaveLength(1);
+    await clock.advance(50); // t = 150: b's own deadline
+    expect(isTimeoutError(b.error)).toBe(true);
+    expect(started[0]!.status).toBe('pending');
+    await clock.advance(50); // t = 200
+    expect(isTimeoutError(started[0]!.error)).toBe(true);
+  });
+
+  it('a call started while others are in flight neither schedules a timer nor touches the one armed', async () => {
+    const fake = new FakeClock();
+    const counts = { schedule: 0, keepAlive: 0 };
+    const clock = {
+      now: () => fake.now(),
+      schedule: (cb: () => void, ms: number) => {
+        counts.schedule++;
+        return fake.schedule(cb, ms);
+      },
+      cancel: (h: unknown) => fake.cancel(h),
+      keepAlive: (h: unknown, k: boolean) => {
+        counts.keepAlive++;
+        fake.keepAlive(h, k);
+      },
+    };
+    const policy = timeout({ ms: 100, clock });
+    await policy.execute(async () => 1); // arms the timer, then leaves it idle
+    expect(counts).toEqual({ schedule: 1, keepAlive: 1 });
+    const a = track(policy.execute(() => never())); // re-references the idle timer
+    expect(counts).toEqual({ schedule: 1, keepAlive: 2 });
+    const b = track(policy.execute(() => never())); // one in flight already: nothing to do
+    expect(counts).toEqual({ schedule: 1, keepAlive: 2 });
+    await fake.advance(100);
+    expect(a.status).toBe('rejected');
+    expect(b.status).toBe('rejected');
+    const c = track(policy.execute(() => never())); // a fresh timer
+    expect(counts).toEqual({ schedule: 2, keepAlive: 2 });
+    const d = track(policy.execute(() => never()));
+    expect(counts).toEqual({ schedule: 2, keepAlive: 2 });
+    await fake.advance(100);
+    expect(isTimeoutError(c.error) && isTimeoutError(d.error)).toBe(true);
+  });
+
+  it('runs concurrent calls on a clock that cannot unreference timers', async () => {
+    const fake = new FakeClock();
+    const clock = { now: () => fake.now(), schedule: (cb: () => void, ms: number) => fake.schedule(cb, ms), cancel: (h: unknown) => fake.cancel(h) };
+    const policy = timeout({ ms: 100, clock });
+    const a = track(policy.execute(() => delayed(fake, 10, 'a')));
+    const b = track(policy.execute(() => delayed(fake, 20, 'b')));
+    const c = track(policy.execute(() => never()));
+    await fake.advance(100);
+    expect([a.value, b.value]).toEqual(['a', 'b']);
+    expect(isTimeoutError(c.error)).toBe(true);
+    expect(fake.scheduledTimers).toBe(0);
+  });
+
+  it("points p-timeout's and other option names at ms", () => {
+    expect(() => timeout({ milliseconds: 5 } as never)).toThrow(/unknown option "milliseconds" \(p-timeout's milliseconds is ms\)/);
+    expect(() => timeout({ timeout: 5 } as never)).toThrow(/unknown option "timeout" \(the deadline is ms\)/);
   });
 });
