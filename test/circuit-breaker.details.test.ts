@@ -17,6 +17,14 @@ describe('circuit breaker: details', () => {
     expect(breaker.toJSON().consecutiveOpens).toBe(1);
   });
 
+  it("trip() reports its state change with the reason 'tripped'", () => {
+    const breaker = circuitBreaker({ clock: new FakeClock() });
+    const changes: unknown[] = [];
+    breaker.onStateChange((e) => changes.push(e));
+    breaker.trip();
+    expect(changes).toEqual([{ from: 'closed', to: 'open', reason: 'tripped' }]);
+  });
+
   it('a schedule that throws keeps the default open period the first time and the last period after', async () => {
     const clock = new FakeClock();
     let calls = 0;
@@ -182,6 +190,7 @@ describe('circuit breaker: details', () => {
       ['timeout', /\(put a timeout\(\{ ms \}\) inside the breaker instead\)/],
       ['capacity', /\(put a bulkhead\(\{ maxConcurrent \}\) around the breaker instead\)/],
       ['breaker', /\(cockatiel's breaker is failureRateThreshold, minimumCalls and window\)/],
+      ['errorFilter', /\(opossum's errorFilter is handle, inverted: handle returns true for the errors that count as failures\)/],
     ];
     for (const [option, hint] of hints) {
       expect(() => circuitBreaker({ [option]: 1 } as never)).toThrow(hint);

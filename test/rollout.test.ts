@@ -552,3 +552,35 @@ describe('rollout: what mutation testing showed unpinned', () => {
     });
   });
 });
+
+describe('rollout: an isolation landing while a successful experimental call is passed on', () => {
+  // The experimental work resolves; the isolation then lands `ticks` microtasks later.
+  // Whatever the moment, an exposure still in flight when the isolation lands is cut,
+  // and a cut exposure never counts in the experiment's statistics, even one whose
+  // own result had already won the race. With minimumCalls 2, the one failure after
+  // the release rolls the experiment back only if the first call counted.
+  it.each(Array.from({ length: 12 }, (_, ticks) => ticks))('isolation %i microtasks after the work resolved', async (ticks) => {
+    const clock = new FakeClock();
+    let resolveFirst!: (value: string) => void;
+    let calls = 0;
+    const r = rollout({
+      experimental: () => (++calls === 1 ? new Promise<string>((resolve) => (resolveFirst = resolve)) : Promise.reject(new Error('new code broke'))),
+      share: 1,
+      rampStep: 1,
+      minimumCalls: 2,
+      clock,
+    });
+    const first = track(r.execute(stable));
+    await settle();
+    expect(calls).toBe(1);
+    resolveFirst('new');
+    for (let i = 0; i < ticks; i++) await Promise.resolve();
+    const cut = r.inFlight === 1;
+    r.breaker.isolate().release();
+    await settle();
+    expect(first.status).toBe('fulfilled');
+    expect(await r.execute(stable)).toBe('stable');
+    expect(calls).toBe(2);
+    expect(r.rolledBack === undefined).toBe(cut);
+  });
+});

@@ -352,7 +352,7 @@ export function holdAttachment<E>(root: PipelineLike, entries: readonly E[], rel
   };
   // Disposing the pipeline also releases the named pipelines nested in it.
   unsubscribe = root.onDispose(detach);
-  attachments.add(detach);
+  if (!done) attachments.add(detach); // a pipeline already disposed calls detach at once
   return detach;
 }
 
